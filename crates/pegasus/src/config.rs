@@ -1,0 +1,88 @@
+//! The server configuration: one typed tree, read from TOML, validated before use.
+//!
+//! Sections and keys follow Pegasus's `config.ini` where a Pegasus operator would look for
+//! them (`[pegasus.server] rocksdb_*`). `etc/pegasus.toml` is the annotated example; a test
+//! parses it, so it cannot drift from this code.
+
+use std::path::Path;
+
+use anyhow::Context;
+use pegasus_storage::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[pegasus.*]` sections.
+    pub pegasus: PegasusSection,
+}
+
+/// `[pegasus.*]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PegasusSection {
+    /// `[pegasus.server]`: storage engine tuning and read limits.
+    pub server: StorageConfig,
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text).context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Checks every section.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.pegasus.server.validate()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../etc/pegasus.toml");
+
+    #[test]
+    fn annotated_example_config_parses_and_matches_defaults() {
+        let c = Config::from_toml(EXAMPLE).unwrap();
+        // The example documents the defaults; it must not silently differ from them.
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err =
+            Config::from_toml("[pegasus.server]\nrocksdb_write_bufer_size = 1\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("rocksdb_write_bufer_size"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_their_name() {
+        let err = Config::from_toml("[pegasus.server]\nrocksdb_compression_type = \"zip\"\n")
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("rocksdb_compression_type"),
+            "{err:#}"
+        );
+    }
+}

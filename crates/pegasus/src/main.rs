@@ -1,0 +1,171 @@
+//! `pegasus`: the one binary of a Pegasus-compatible key-value store.
+//!
+//! Each role is a subcommand: `meta`, `replica`, `onebox` (a whole local cluster), `shell`,
+//! `bench`, `redis-proxy`, `sim` (deterministic simulation) and `chaos` (fault injection).
+//! Roles that are not built yet say so and exit with status 2.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pegasus_storage::bench::{run_storage_bench, StorageBenchOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pegasus",
+    version,
+    about = "A Pegasus-compatible distributed key-value store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a meta server.
+    Meta(ServerArgs),
+    /// Run a replica server.
+    Replica(ServerArgs),
+    /// Start a whole local cluster (3 metas, 3 replica servers) in the foreground.
+    Onebox,
+    /// The admin shell.
+    Shell,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+    /// A Redis-protocol proxy in front of one table.
+    RedisProxy,
+    /// Deterministic simulation of replica groups under faults.
+    Sim,
+    /// Fault injection against a real cluster.
+    Chaos,
+    /// Parse and validate a configuration file, then print the effective configuration.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Partition-store puts and gets against raw RocksDB, same keys and values, same run.
+    Storage {
+        /// Records to write and read.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Directory for the databases (a fresh temporary one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    eprintln!("`pegasus {what}` is not available yet: it arrives with issue #{issue}.");
+    Ok(ExitCode::from(2))
+}
+
+fn bench_storage(
+    records: u64,
+    value_size: usize,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let opts = StorageBenchOptions {
+        records,
+        value_len: value_size,
+        ..StorageBenchOptions::default()
+    };
+    let bar = ProgressBar::new(records);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = run_storage_bench(&dir, &opts, &mut |phase, done, _total| {
+        bar.set_message(phase.to_string());
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "storage bench: {} records, {} B hash key, {} B sort key, {} B value, RocksDB WAL off",
+        opts.records, opts.hash_key_len, opts.sort_key_len, opts.value_len
+    );
+    println!(
+        "{:<28}{:>14}{:>14}{:>10}",
+        "", "raw rocksdb", "store", "ratio"
+    );
+    println!(
+        "{:<28}{:>14.0}{:>14.0}{:>9.1}%",
+        "put ops/s (one per mutation)",
+        report.raw_put.ops_per_sec(),
+        report.store_put.ops_per_sec(),
+        report.put_ratio() * 100.0
+    );
+    println!(
+        "{:<28}{:>14.0}{:>14.0}{:>9.1}%",
+        "get ops/s",
+        report.raw_get.ops_per_sec(),
+        report.store_get.ops_per_sec(),
+        report.get_ratio() * 100.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Meta(_) => not_yet("meta", 5),
+        Command::Replica(_) => not_yet("replica", 6),
+        Command::Onebox => not_yet("onebox", 6),
+        Command::Shell => not_yet("shell", 6),
+        Command::RedisProxy => not_yet("redis-proxy", 9),
+        Command::Sim => not_yet("sim", 4),
+        Command::Chaos => not_yet("chaos", 7),
+        Command::Bench {
+            which:
+                BenchCommand::Storage {
+                    records,
+                    value_size,
+                    dir,
+                },
+        } => bench_storage(records, value_size, dir),
+        Command::CheckConfig { file } => {
+            let config = config::Config::load(&file)?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
