@@ -424,12 +424,13 @@ pub struct CheckAndMutateRequest {
     pub return_check_value: bool,
 }
 
-/// `get_scanner_request`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `get_scanner_request`. Missing fields decode as thrift defaults (false / 0 / empty).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GetScannerRequest {
     /// Encoded start key.
     pub start_key: Blob,
-    /// Encoded stop key; empty = to the end.
+    /// Encoded stop key. Note that an empty stop key makes an empty range (unless the
+    /// start is empty too and both ends are inclusive): clients always send one.
     pub stop_key: Blob,
     /// Whether the start is included.
     pub start_inclusive: bool,
@@ -455,27 +456,6 @@ pub struct GetScannerRequest {
     pub full_scan: Option<bool>,
     /// Count only; return no kvs.
     pub only_return_count: bool,
-}
-
-impl Default for GetScannerRequest {
-    fn default() -> Self {
-        Self {
-            start_key: Blob::new(),
-            stop_key: Blob::new(),
-            start_inclusive: true,
-            stop_inclusive: false,
-            batch_size: 0,
-            no_value: false,
-            hash_key_filter_type: FilterType::NoFilter,
-            hash_key_filter_pattern: Blob::new(),
-            sort_key_filter_type: FilterType::NoFilter,
-            sort_key_filter_pattern: Blob::new(),
-            validate_partition_hash: None,
-            return_expire_ts: None,
-            full_scan: None,
-            only_return_count: false,
-        }
-    }
 }
 
 /// `scan_request`.
