@@ -18,6 +18,7 @@ pub mod address;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod fuzzing;
 pub mod meta;
 pub mod rpc;
 pub mod rrdb;

@@ -583,6 +583,7 @@ fn run<E: StorageEngine>(engine: E, clock: &pegasus_core::time::ManualClock, ops
                 let mut r = store.get_scanner(&GetScannerRequest {
                     start_key: Bytes::from_static(b"\x00\x00"),
                     stop_key: Bytes::from_static(&[0xff, 0xff]),
+                    start_inclusive: true,
                     batch_size: batch,
                     full_scan: Some(true),
                     ..Default::default()

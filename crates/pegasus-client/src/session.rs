@@ -1,0 +1,150 @@
+//! One pipelined connection to one server: many requests in flight, replies matched by
+//! seqid. A failed connection fails every pending call with a transport error; the next call
+//! reconnects.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use pegasus_proto::frame::{IncomingResponse, OutgoingRequest, RequestHeader};
+use pegasus_proto::ClientCodec;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_util::codec::Framed;
+
+use crate::error::{ClientError, Result};
+
+type Reply = oneshot::Sender<Result<IncomingResponse>>;
+
+struct Call {
+    request: OutgoingRequest,
+    reply: Option<Reply>,
+}
+
+/// A handle to a connection task.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    addr: SocketAddr,
+    seq: Arc<AtomicI32>,
+    tx: Arc<Mutex<Option<mpsc::Sender<Call>>>>,
+    max_frame: usize,
+}
+
+impl Session {
+    pub(crate) fn new(addr: SocketAddr, max_frame: usize) -> Self {
+        Self {
+            addr,
+            seq: Arc::new(AtomicI32::new(1)),
+            tx: Arc::new(Mutex::new(None)),
+            max_frame,
+        }
+    }
+
+    async fn sender(&self) -> Result<mpsc::Sender<Call>> {
+        let mut guard = self.tx.lock().await;
+        if let Some(tx) = guard.as_ref().filter(|tx| !tx.is_closed()) {
+            return Ok(tx.clone());
+        }
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| ClientError::Transport(format!("connect {}: {e}", self.addr)))?;
+        let _ = stream.set_nodelay(true);
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run_connection(
+            Framed::new(stream, ClientCodec::new(self.max_frame)),
+            rx,
+        ));
+        *guard = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// Sends a call and waits for its reply (no timeout here: the caller bounds it).
+    pub(crate) async fn call(
+        &self,
+        header: RequestHeader,
+        name: &'static str,
+        args: bytes::Bytes,
+    ) -> Result<IncomingResponse> {
+        let seqid = self.seq.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let call = Call {
+            request: OutgoingRequest {
+                header,
+                name,
+                seqid,
+                args,
+            },
+            reply: Some(reply_tx),
+        };
+        self.sender()
+            .await?
+            .send(call)
+            .await
+            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))?;
+        reply_rx
+            .await
+            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))?
+    }
+
+    /// Sends a one-way call (no reply expected).
+    pub(crate) async fn send_one_way(
+        &self,
+        header: RequestHeader,
+        name: &'static str,
+        args: bytes::Bytes,
+    ) -> Result<()> {
+        let seqid = self.seq.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let call = Call {
+            request: OutgoingRequest {
+                header,
+                name,
+                seqid,
+                args,
+            },
+            reply: None,
+        };
+        self.sender()
+            .await?
+            .send(call)
+            .await
+            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))
+    }
+}
+
+async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc::Receiver<Call>) {
+    let mut pending: HashMap<i32, Reply> = HashMap::new();
+    let failure = loop {
+        tokio::select! {
+            call = rx.recv() => {
+                let Some(call) = call else { break None };
+                let seqid = call.request.seqid;
+                if let Err(e) = framed.send(call.request).await {
+                    if let Some(r) = call.reply {
+                        let _ = r.send(Err(ClientError::Transport(e.to_string())));
+                    }
+                    break Some(e.to_string());
+                }
+                if let Some(r) = call.reply {
+                    pending.insert(seqid, r);
+                }
+            }
+            reply = framed.next() => {
+                match reply {
+                    Some(Ok(resp)) => {
+                        if let Some(r) = pending.remove(&resp.message.seqid) {
+                            let _ = r.send(Ok(resp));
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("connection closed by server".into()),
+                }
+            }
+        }
+    };
+    let reason = failure.unwrap_or_else(|| "client dropped".into());
+    for (_, r) in pending.drain() {
+        let _ = r.send(Err(ClientError::Transport(reason.clone())));
+    }
+}
