@@ -36,6 +36,8 @@ pub struct Table {
     pub(crate) inner: Arc<Inner>,
     pub(crate) name: Arc<str>,
     pub(crate) routing: Arc<RwLock<Arc<Routing>>>,
+    /// Time budget of each operation on this handle (retries included).
+    pub(crate) timeout: Duration,
 }
 
 /// How a check_and_set / check_and_mutate ended.
@@ -151,11 +153,29 @@ macro_rules! expect_resp {
 impl Table {
     pub(crate) async fn open(inner: Arc<Inner>, name: &str) -> Result<Self> {
         let routing = fetch_routing(&inner, name).await?;
+        let timeout = inner.config.operation_timeout;
         Ok(Self {
             inner,
             name: name.into(),
             routing: Arc::new(RwLock::new(Arc::new(routing))),
+            timeout,
         })
+    }
+
+    /// A handle to the same table whose operations each get `timeout` (retries included)
+    /// instead of the client's default.
+    ///
+    /// ```no_run
+    /// # async fn demo(table: pegasus_client::Table) -> pegasus_client::Result<()> {
+    /// let patient = table.with_timeout(std::time::Duration::from_secs(10));
+    /// patient.set(b"hk", b"sk", b"v", None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..self.clone()
+        }
     }
 
     /// The table's name.
@@ -194,7 +214,7 @@ impl Table {
         partition_hash: u64,
         req: RrdbRequest,
     ) -> Result<RrdbResponse> {
-        let timeout = self.inner.config.operation_timeout;
+        let timeout = self.timeout;
         let deadline = Instant::now() + timeout;
         let mut attempt = 0u32;
         loop {
@@ -571,6 +591,24 @@ impl Table {
             }
         }
         Ok(out)
+    }
+
+    /// Writes many records, each its own request sent concurrently; not atomic. One result
+    /// per record, in order (Java's `batchSet2`).
+    pub async fn batch_set(
+        &self,
+        records: &[(&[u8], &[u8], &[u8])],
+        ttl: Option<Duration>,
+    ) -> Vec<Result<()>> {
+        let calls = records.iter().map(|(hk, sk, v)| self.set(hk, sk, v, ttl));
+        futures::future::join_all(calls).await
+    }
+
+    /// Deletes many records, each its own request sent concurrently; not atomic. One result
+    /// per record, in order (Java's `batchDel2`).
+    pub async fn batch_del(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<()>> {
+        let calls = keys.iter().map(|(hk, sk)| self.del(hk, sk));
+        futures::future::join_all(calls).await
     }
 
     /// An ordered scanner over one hash key's sort keys from `start` to `stop` (empty stop =

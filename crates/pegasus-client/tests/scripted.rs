@@ -460,3 +460,61 @@ async fn unordered_scanners_cover_every_partition_once() {
     seen.sort();
     assert_eq!(seen, vec!["p0", "p1", "p2", "p3"]);
 }
+
+#[tokio::test]
+async fn a_per_handle_timeout_overrides_the_client_default() {
+    let replica = serve(|_, _| Action::Silent).await;
+    let r = replica.addr;
+    let meta = serve(move |_, _| config(1, &[r])).await;
+    let table = client(&[meta.addr], 5000).open_table("t").await.unwrap();
+    let quick = table.with_timeout(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        quick.get(b"k", b"s").await,
+        Err(ClientError::Timeout(_))
+    ));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn batch_writes_report_one_result_per_record() {
+    let me = Arc::new(Mutex::new(None::<SocketAddr>));
+    let me2 = me.clone();
+    let s = serve(move |_, req| match req {
+        Request::Meta(_) => config(1, &[me2.lock().unwrap().unwrap(); 2]),
+        Request::Rrdb(RrdbRequest::Put(p)) => {
+            let error = if p.value.as_ref() == b"bad" { 4 } else { 0 };
+            Action::Rrdb(RrdbResponse::Put(UpdateResponse {
+                error,
+                ..Default::default()
+            }))
+        }
+        Request::Rrdb(RrdbRequest::Remove(_)) => {
+            Action::Rrdb(RrdbResponse::Remove(UpdateResponse::default()))
+        }
+        _ => Action::Error(ErrorCode::HandlerNotFound),
+    })
+    .await;
+    *me.lock().unwrap() = Some(s.addr);
+    let table = client(&[s.addr], 2000).open_table("t").await.unwrap();
+    let results = table
+        .batch_set(
+            &[
+                (b"a", b"1", b"ok"),
+                (b"b", b"2", b"bad"),
+                (b"c", b"3", b"ok"),
+            ],
+            None,
+        )
+        .await;
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(ClientError::Storage(4))));
+    assert!(results[2].is_ok());
+    let results = table.batch_del(&[(b"a", b"1"), (b"b", b"2")]).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(s.count(|r| matches!(r, Request::Rrdb(_))), 5);
+}
