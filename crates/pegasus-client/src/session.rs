@@ -60,40 +60,13 @@ impl Session {
         Ok(tx)
     }
 
-    /// Sends a call and waits for its reply (no timeout here: the caller bounds it).
-    pub(crate) async fn call(
+    /// Queues a request on the connection (connecting first if needed).
+    async fn submit(
         &self,
         header: RequestHeader,
         name: &'static str,
         args: bytes::Bytes,
-    ) -> Result<IncomingResponse> {
-        let seqid = self.seq.fetch_add(1, Ordering::Relaxed) & i32::MAX;
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let call = Call {
-            request: OutgoingRequest {
-                header,
-                name,
-                seqid,
-                args,
-            },
-            reply: Some(reply_tx),
-        };
-        self.sender()
-            .await?
-            .send(call)
-            .await
-            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))?;
-        reply_rx
-            .await
-            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))?
-    }
-
-    /// Sends a one-way call (no reply expected).
-    pub(crate) async fn send_one_way(
-        &self,
-        header: RequestHeader,
-        name: &'static str,
-        args: bytes::Bytes,
+        reply: Option<Reply>,
     ) -> Result<()> {
         let seqid = self.seq.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let call = Call {
@@ -103,13 +76,39 @@ impl Session {
                 seqid,
                 args,
             },
-            reply: None,
+            reply,
         };
         self.sender()
             .await?
             .send(call)
             .await
-            .map_err(|_| ClientError::Transport(format!("connection to {} closed", self.addr)))
+            .map_err(|_| self.closed())
+    }
+
+    fn closed(&self) -> ClientError {
+        ClientError::Transport(format!("connection to {} closed", self.addr))
+    }
+
+    /// Sends a call and waits for its reply (no timeout here: the caller bounds it).
+    pub(crate) async fn call(
+        &self,
+        header: RequestHeader,
+        name: &'static str,
+        args: bytes::Bytes,
+    ) -> Result<IncomingResponse> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.submit(header, name, args, Some(reply_tx)).await?;
+        reply_rx.await.map_err(|_| self.closed())?
+    }
+
+    /// Sends a one-way call (no reply expected).
+    pub(crate) async fn send_one_way(
+        &self,
+        header: RequestHeader,
+        name: &'static str,
+        args: bytes::Bytes,
+    ) -> Result<()> {
+        self.submit(header, name, args, None).await
     }
 }
 

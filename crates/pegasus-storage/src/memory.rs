@@ -221,30 +221,24 @@ impl MemoryIter<'_> {
             .map_or(Bound::Unbounded, Bound::Excluded)
     }
 
-    fn first_in(&mut self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) {
+    /// The first entry in the range.
+    fn first_in(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
         if bounds_empty(lo, hi) {
-            self.current = None;
-            return;
+            return None;
         }
         let state = self.engine.read();
-        self.current = state
-            .data
-            .range::<[u8], _>((lo, hi))
-            .next()
-            .map(|(k, v)| (k.clone(), v.clone()));
+        let mut range = state.data.range::<[u8], _>((lo, hi));
+        range.next().map(|(k, v)| (k.clone(), v.clone()))
     }
 
-    fn last_in(&mut self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) {
+    /// The last entry in the range.
+    fn last_in(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
         if bounds_empty(lo, hi) {
-            self.current = None;
-            return;
+            return None;
         }
         let state = self.engine.read();
-        self.current = state
-            .data
-            .range::<[u8], _>((lo, hi))
-            .next_back()
-            .map(|(k, v)| (k.clone(), v.clone()));
+        let mut range = state.data.range::<[u8], _>((lo, hi));
+        range.next_back().map(|(k, v)| (k.clone(), v.clone()))
     }
 }
 
@@ -291,40 +285,25 @@ fn min_upper<'k>(a: Bound<&'k [u8]>, b: Bound<&'k [u8]>) -> Bound<&'k [u8]> {
 
 impl EngineIterator for MemoryIter<'_> {
     fn seek(&mut self, key: &[u8]) {
-        let lo = max_lower(self.lower_bound(), Bound::Included(key));
-        let hi = self.upper_bound();
-        let (lo, hi) = (lo.map(<[u8]>::to_vec), hi.map(<[u8]>::to_vec));
-        self.first_in(
-            lo.as_ref().map(Vec::as_slice),
-            hi.as_ref().map(Vec::as_slice),
+        self.current = self.first_in(
+            max_lower(self.lower_bound(), Bound::Included(key)),
+            self.upper_bound(),
         );
     }
 
     fn seek_for_prev(&mut self, key: &[u8]) {
-        let lo = self.lower_bound().map(<[u8]>::to_vec);
-        let hi = min_upper(self.upper_bound(), Bound::Included(key)).map(<[u8]>::to_vec);
-        self.last_in(
-            lo.as_ref().map(Vec::as_slice),
-            hi.as_ref().map(Vec::as_slice),
+        self.current = self.last_in(
+            self.lower_bound(),
+            min_upper(self.upper_bound(), Bound::Included(key)),
         );
     }
 
     fn seek_to_first(&mut self) {
-        let lo = self.lower_bound().map(<[u8]>::to_vec);
-        let hi = self.upper_bound().map(<[u8]>::to_vec);
-        self.first_in(
-            lo.as_ref().map(Vec::as_slice),
-            hi.as_ref().map(Vec::as_slice),
-        );
+        self.current = self.first_in(self.lower_bound(), self.upper_bound());
     }
 
     fn seek_to_last(&mut self) {
-        let lo = self.lower_bound().map(<[u8]>::to_vec);
-        let hi = self.upper_bound().map(<[u8]>::to_vec);
-        self.last_in(
-            lo.as_ref().map(Vec::as_slice),
-            hi.as_ref().map(Vec::as_slice),
-        );
+        self.current = self.last_in(self.lower_bound(), self.upper_bound());
     }
 
     fn valid(&self) -> bool {
@@ -340,25 +319,15 @@ impl EngineIterator for MemoryIter<'_> {
     }
 
     fn next(&mut self) {
-        let Some((cur, _)) = self.current.take() else {
-            return;
-        };
-        let hi = self.upper_bound().map(<[u8]>::to_vec);
-        self.first_in(
-            Bound::Excluded(cur.as_slice()),
-            hi.as_ref().map(Vec::as_slice),
-        );
+        if let Some((cur, _)) = self.current.take() {
+            self.current = self.first_in(Bound::Excluded(cur.as_slice()), self.upper_bound());
+        }
     }
 
     fn prev(&mut self) {
-        let Some((cur, _)) = self.current.take() else {
-            return;
-        };
-        let lo = self.lower_bound().map(<[u8]>::to_vec);
-        self.last_in(
-            lo.as_ref().map(Vec::as_slice),
-            Bound::Excluded(cur.as_slice()),
-        );
+        if let Some((cur, _)) = self.current.take() {
+            self.current = self.last_in(self.lower_bound(), Bound::Excluded(cur.as_slice()));
+        }
     }
 
     fn status(&self) -> Result<()> {
