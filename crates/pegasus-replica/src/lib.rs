@@ -1,0 +1,17 @@
+//! PacificA replication for Pegasus partitions.
+//!
+//! * [`mutation`]: one decree of a partition's write sequence.
+//! * [`log`]: the durable mutation log (segments, checksums, group commit, torn-tail repair).
+//! * [`bench`]: `pegasus bench log`, group commit against raw `fdatasync`.
+//! * [`fs`]: the file-system surface the log uses, with an in-memory implementation that
+//!   models crashes for the simulator.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod fs;
+pub mod fuzzing;
+pub mod log;
+pub mod mutation;
+
+pub use log::{LogError, LogOptions, MutationLog};
+pub use mutation::Mutation;
