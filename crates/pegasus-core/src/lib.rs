@@ -4,6 +4,7 @@
 //! [`time::Clock`] trait. It holds
 //!
 //! * identifiers ([`ids`]): app id, partition index, [`ids::Gpid`], ballots and decrees;
+//! * partition configurations ([`config`]): ballot, primary, secondaries, drops;
 //! * the storage key schema ([`key`]): `[u16 BE hashkey len][hashkey][sortkey]`;
 //! * the storage value schema ([`value`]): `[u32 expire_ts][u64 timetag][data]`;
 //! * Pegasus's partition hash ([`crc64`]);
@@ -12,6 +13,7 @@
 //!   as plain Rust data. The thrift encoding of these lives in the protocol crate.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod crc64;
 pub mod ids;
 pub mod key;

@@ -1,0 +1,418 @@
+//! The meta server's partition logic, sans-IO: accepting configuration updates (ballot CAS),
+//! reacting to dead nodes, and choosing the next action for an unhealthy partition (the
+//! "cure" rules of Pegasus's partition guardian, PacificA's configuration manager).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Ballot, Decree};
+
+/// How many dropped members a configuration remembers.
+pub const MAX_LAST_DROPS: usize = 3;
+
+/// A configuration change a replica asks for: the whole new configuration, at `ballot + 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigUpdate {
+    /// What changes.
+    pub kind: ConfigType,
+    /// The node the change is about.
+    pub node: NodeId,
+    /// The configuration the requester wants.
+    pub config: PartitionConfig,
+}
+
+/// Why an update is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// Not `current + 1` (`ERR_INVALID_VERSION`): the requester has a stale view.
+    #[error("ballot {got} does not follow {current}")]
+    InvalidVersion {
+        /// Meta's ballot.
+        current: Ballot,
+        /// The request's ballot.
+        got: Ballot,
+    },
+    /// The change does not fit the current configuration (`ERR_INVALID_PARAMETERS`).
+    #[error("invalid change: {0}")]
+    InvalidChange(String),
+}
+
+/// What happened to an accepted update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The new configuration to persist (then reply ERR_OK).
+    Applied(PartitionConfig),
+    /// The same update was applied before (a retry): reply ERR_OK, change nothing.
+    AlreadyApplied,
+}
+
+fn same_membership(a: &PartitionConfig, b: &PartitionConfig) -> bool {
+    let mut sa = a.secondaries.clone();
+    let mut sb = b.secondaries.clone();
+    sa.sort_unstable();
+    sb.sort_unstable();
+    a.primary == b.primary && sa == sb
+}
+
+fn record_drop(pc: &mut PartitionConfig, node: NodeId) {
+    pc.last_drops.retain(|n| *n != node);
+    pc.last_drops.push(node);
+    let excess = pc.last_drops.len().saturating_sub(MAX_LAST_DROPS);
+    pc.last_drops.drain(..excess);
+}
+
+fn invalid(msg: String) -> UpdateError {
+    UpdateError::InvalidChange(msg)
+}
+
+/// The membership `kind` makes of `current` (ballot unchanged).
+pub fn transform(
+    current: &PartitionConfig,
+    kind: ConfigType,
+    node: NodeId,
+) -> Result<PartitionConfig, UpdateError> {
+    let mut pc = current.clone();
+    match kind {
+        ConfigType::AssignPrimary => {
+            if pc.primary.is_some() {
+                return Err(invalid(format!(
+                    "assign primary {node}: {} is primary",
+                    pc.primary.map_or(0, |p| p.0)
+                )));
+            }
+            pc.secondaries.retain(|n| *n != node);
+            pc.primary = Some(node);
+            pc.last_drops.retain(|n| *n != node);
+        }
+        ConfigType::UpgradeToPrimary => {
+            if pc.primary.is_some() || !pc.secondaries.contains(&node) {
+                return Err(invalid(format!(
+                    "upgrade {node} to primary: not a secondary of a primary-less group"
+                )));
+            }
+            pc.secondaries.retain(|n| *n != node);
+            pc.primary = Some(node);
+        }
+        ConfigType::UpgradeToSecondary | ConfigType::AddSecondary => {
+            if pc.primary.is_none() || pc.is_member(node) {
+                return Err(invalid(format!(
+                    "add secondary {node}: no primary, or already a member"
+                )));
+            }
+            pc.secondaries.push(node);
+            pc.last_drops.retain(|n| *n != node);
+        }
+        ConfigType::DowngradeToSecondary => {
+            if pc.primary != Some(node) {
+                return Err(invalid(format!(
+                    "downgrade {node} to secondary: not the primary"
+                )));
+            }
+            pc.primary = None;
+            pc.secondaries.push(node);
+        }
+        ConfigType::DowngradeToInactive => {
+            if !pc.is_member(node) {
+                return Err(invalid(format!(
+                    "downgrade {node} to inactive: not a member"
+                )));
+            }
+            if pc.primary == Some(node) {
+                pc.primary = None;
+            }
+            pc.secondaries.retain(|n| *n != node);
+            record_drop(&mut pc, node);
+        }
+        ConfigType::Remove => {
+            if !pc.secondaries.contains(&node) {
+                return Err(invalid(format!("remove {node}: not a secondary")));
+            }
+            pc.secondaries.retain(|n| *n != node);
+            record_drop(&mut pc, node);
+        }
+        ConfigType::PrimaryForceUpdateBallot => {
+            if pc.primary != Some(node) {
+                return Err(invalid(format!("force ballot by {node}: not the primary")));
+            }
+        }
+    }
+    Ok(pc)
+}
+
+/// Meta's handling of `RPC_CM_UPDATE_PARTITION_CONFIGURATION`: accepted only with
+/// `ballot == current + 1` and a membership that is exactly what `kind` makes of the current
+/// one. The result (with meta's own bookkeeping: drops, committed decree) is what to persist.
+pub fn apply_update(
+    current: &PartitionConfig,
+    req: &ConfigUpdate,
+) -> Result<UpdateOutcome, UpdateError> {
+    if req.config.ballot == current.ballot && same_membership(&req.config, current) {
+        return Ok(UpdateOutcome::AlreadyApplied);
+    }
+    if req.config.ballot != current.ballot + 1 {
+        return Err(UpdateError::InvalidVersion {
+            current: current.ballot,
+            got: req.config.ballot,
+        });
+    }
+    let mut next = transform(current, req.kind, req.node)?;
+    if !same_membership(&next, &req.config) {
+        return Err(invalid(format!(
+            "{:?} of {} does not lead to the requested membership",
+            req.kind, req.node
+        )));
+    }
+    next.ballot = req.config.ballot;
+    next.last_committed_decree = current
+        .last_committed_decree
+        .max(req.config.last_committed_decree);
+    Ok(UpdateOutcome::Applied(next))
+}
+
+/// What meta does when a node is declared dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadNodeAction {
+    /// The node served nothing here.
+    Nothing,
+    /// The primary died: meta writes this configuration itself (primary cleared, ballot+1).
+    Write(PartitionConfig),
+    /// A secondary died: ask the primary to remove it.
+    Propose {
+        /// The primary.
+        target: NodeId,
+        /// The dead secondary.
+        node: NodeId,
+    },
+}
+
+/// Reaction to `node` being declared dead.
+pub fn on_node_dead(pc: &PartitionConfig, node: NodeId) -> DeadNodeAction {
+    if pc.primary == Some(node) {
+        let mut next = pc.clone();
+        next.primary = None;
+        next.ballot += 1;
+        record_drop(&mut next, node);
+        DeadNodeAction::Write(next)
+    } else if pc.secondaries.contains(&node) {
+        match pc.primary {
+            Some(primary) => DeadNodeAction::Propose {
+                target: primary,
+                node,
+            },
+            None => {
+                let mut next = pc.clone();
+                next.secondaries.retain(|n| *n != node);
+                next.ballot += 1;
+                record_drop(&mut next, node);
+                DeadNodeAction::Write(next)
+            }
+        }
+    } else {
+        DeadNodeAction::Nothing
+    }
+}
+
+/// What a replica reports about its copy of a partition (collected for the all-dead rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    /// Its ballot.
+    pub ballot: Ballot,
+    /// Its committed decree.
+    pub last_committed: Decree,
+    /// Its largest prepared (logged) decree.
+    pub last_prepared: Decree,
+}
+
+/// The cluster as the guardian sees it when curing one partition.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// Nodes alive now.
+    pub alive: BTreeSet<NodeId>,
+    /// Primaries each node serves (balance when choosing).
+    pub primaries: BTreeMap<NodeId, usize>,
+    /// Replicas each node serves.
+    pub replicas: BTreeMap<NodeId, usize>,
+    /// Now, ms.
+    pub now_ms: u64,
+    /// When each of this partition's `last_drops` was dropped, ms.
+    pub drop_time_ms: BTreeMap<NodeId, u64>,
+    /// What nodes report about their copy of this partition.
+    pub replica_info: BTreeMap<NodeId, ReplicaInfo>,
+}
+
+/// Guardian settings (`[meta_server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardianOptions {
+    /// Fewest members that may commit (`mutation_2pc_min_replica_count`).
+    pub min_2pc_replicas: usize,
+    /// How long to wait for a dropped member to return before adding another node
+    /// (`replica_assign_delay_ms_for_dropouts`).
+    pub dropout_delay_ms: u64,
+}
+
+impl Default for GuardianOptions {
+    fn default() -> Self {
+        Self {
+            min_2pc_replicas: 2,
+            dropout_delay_ms: 600_000,
+        }
+    }
+}
+
+/// The guardian's decision for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cure {
+    /// Healthy, or waiting (e.g. for a dropped member to return).
+    Nothing,
+    /// Send a configuration proposal to `target`.
+    Propose {
+        /// The node that receives the proposal.
+        target: NodeId,
+        /// The change.
+        kind: ConfigType,
+        /// The node the change is about.
+        node: NodeId,
+    },
+    /// Every member is dead and no candidate is safe: an operator must decide.
+    NeedOperator(String),
+}
+
+fn fewest(
+    candidates: impl IntoIterator<Item = NodeId>,
+    load: &BTreeMap<NodeId, usize>,
+) -> Option<NodeId> {
+    candidates
+        .into_iter()
+        .min_by_key(|n| (load.get(n).copied().unwrap_or(0), *n))
+}
+
+/// The guardian's cure rules for one partition.
+pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) -> Cure {
+    let alive = |n: &NodeId| view.alive.contains(n);
+    let Some(primary) = pc.primary else {
+        // Promote the alive secondary with the fewest primaries.
+        if let Some(node) = fewest(
+            pc.secondaries.iter().copied().filter(alive),
+            &view.primaries,
+        ) {
+            return Cure::Propose {
+                target: node,
+                kind: ConfigType::UpgradeToPrimary,
+                node,
+            };
+        }
+        if pc.secondaries.is_empty() && pc.last_drops.is_empty() && pc.ballot == 0 {
+            // Never had members: any alive node will do.
+            return match fewest(view.alive.iter().copied(), &view.primaries) {
+                Some(node) => Cure::Propose {
+                    target: node,
+                    kind: ConfigType::AssignPrimary,
+                    node,
+                },
+                None => Cure::Nothing,
+            };
+        }
+        return all_dead(pc, view);
+    };
+    let members = 1 + pc.secondaries.len();
+    let wanted = pc.max_replica_count as usize;
+    if members < wanted {
+        let last_drop = pc.last_drops.last().copied();
+        let emergency = members < opts.min_2pc_replicas
+            || last_drop.is_none()
+            || last_drop.is_some_and(|d| {
+                view.drop_time_ms
+                    .get(&d)
+                    .is_none_or(|t| view.now_ms.saturating_sub(*t) >= opts.dropout_delay_ms)
+            });
+        let returning = pc
+            .last_drops
+            .iter()
+            .rev()
+            .copied()
+            .find(|n| alive(n) && !pc.is_member(*n));
+        let choice = if emergency {
+            returning.or_else(|| {
+                fewest(
+                    view.alive.iter().copied().filter(|n| !pc.is_member(*n)),
+                    &view.replicas,
+                )
+            })
+        } else {
+            last_drop.filter(|n| alive(n) && !pc.is_member(*n))
+        };
+        return match choice {
+            Some(node) => Cure::Propose {
+                target: primary,
+                kind: ConfigType::AddSecondary,
+                node,
+            },
+            None => Cure::Nothing,
+        };
+    }
+    if members > wanted {
+        if let Some(node) = pc
+            .secondaries
+            .iter()
+            .copied()
+            .max_by_key(|n| (view.replicas.get(n).copied().unwrap_or(0), *n))
+        {
+            return Cure::Propose {
+                target: primary,
+                kind: ConfigType::Remove,
+                node,
+            };
+        }
+    }
+    Cure::Nothing
+}
+
+/// Every member is dead: pick a dropped node only when it is provably up to date.
+fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
+    let info = |n: &NodeId| view.replica_info.get(n).copied();
+    let safe = |n: NodeId, i: ReplicaInfo| -> Cure {
+        if pc.ballot > 0 && i.last_prepared < pc.last_committed_decree {
+            Cure::NeedOperator(format!(
+                "{n} holds decrees up to {}, but {} were committed",
+                i.last_prepared, pc.last_committed_decree
+            ))
+        } else if pc.ballot > 0
+            && pc.last_committed_decree > 0
+            && i.ballot == 0
+            && i.last_prepared == 0
+        {
+            Cure::NeedOperator(format!(
+                "{n} has an empty replica; refusing to make it primary"
+            ))
+        } else {
+            Cure::Propose {
+                target: n,
+                kind: ConfigType::AssignPrimary,
+                node: n,
+            }
+        }
+    };
+    match pc.last_drops.as_slice() {
+        [] => Cure::NeedOperator("no members and no drop history".into()),
+        [only] => match (view.alive.contains(only), info(only)) {
+            (true, Some(i)) => safe(*only, i),
+            _ => Cure::Nothing,
+        },
+        [.., a, b] => {
+            let (Some(ia), Some(ib)) = (info(a), info(b)) else {
+                // Wait until both of the last two dropped nodes are back and reported.
+                return Cure::Nothing;
+            };
+            if !view.alive.contains(a) || !view.alive.contains(b) {
+                return Cure::Nothing;
+            }
+            let key = |i: ReplicaInfo| (i.ballot, i.last_committed, i.last_prepared);
+            let (n, i) = if key(ib) >= key(ia) {
+                (*b, ib)
+            } else {
+                (*a, ia)
+            };
+            safe(n, i)
+        }
+    }
+}
