@@ -367,8 +367,16 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
     Cure::Nothing
 }
 
-/// Every member is dead: pick a dropped node only when it is provably up to date.
+/// Every member is dead: pick a dropped node only when it is provably up to date. Dead
+/// secondaries still listed count as the most recent drops (meta may not have removed them
+/// yet: their removal is proposed to a primary that may itself be gone).
 fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
+    let candidates: Vec<NodeId> = pc
+        .last_drops
+        .iter()
+        .chain(pc.secondaries.iter())
+        .copied()
+        .collect();
     let info = |n: &NodeId| view.replica_info.get(n).copied();
     let safe = |n: NodeId, i: ReplicaInfo| -> Cure {
         if pc.ballot > 0 && i.last_prepared < pc.last_committed_decree {
@@ -392,7 +400,7 @@ fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
             }
         }
     };
-    match pc.last_drops.as_slice() {
+    match candidates.as_slice() {
         [] => Cure::NeedOperator("no members and no drop history".into()),
         [only] => match (view.alive.contains(only), info(only)) {
             (true, Some(i)) => safe(*only, i),

@@ -396,6 +396,12 @@ fn all_dead_rule_picks_the_most_advanced_of_the_last_two() {
             Cure::NeedOperator("n2 holds decrees up to 0, but 10 were committed".into()),
         ),
         (
+            "a dead secondary still listed may hold more: wait for it",
+            pc(9, None, &[3], &[1, 2]),
+            with(&[(1, info(8, 10, 10)), (2, info(8, 10, 10))], &[1, 2]),
+            Cure::Nothing,
+        ),
+        (
             "no history at all needs an operator",
             pc(9, None, &[], &[]),
             view(&[1]),

@@ -1,5 +1,6 @@
 //! PacificA replication for Pegasus partitions.
 //!
+//! * [`core`]: the replica state machine (events in, actions out).
 //! * [`mutation`]: one decree of a partition's write sequence.
 //! * [`log`]: the durable mutation log (segments, checksums, group commit, torn-tail repair).
 //! * [`bench`]: `pegasus bench log`, group commit against raw `fdatasync`.
@@ -8,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod core;
 pub mod fs;
 pub mod fuzzing;
 pub mod log;

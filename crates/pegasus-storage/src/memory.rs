@@ -86,6 +86,18 @@ impl MemoryEngine {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The engine's whole state as bytes (a checkpoint without files, for the simulator).
+    pub fn export_image(&self) -> Vec<u8> {
+        encode_image(&self.read())
+    }
+
+    /// A disk holding an image from [`MemoryEngine::export_image`].
+    pub fn import_image(raw: &[u8]) -> Result<MemoryDisk> {
+        let disk = MemoryDisk::new();
+        disk.store(decode_image(raw)?);
+        Ok(disk)
+    }
+
     /// Loads a checkpoint written by [`StorageEngine::checkpoint`] onto a new disk.
     pub fn load_checkpoint(dir: &Path) -> Result<MemoryDisk> {
         let raw = std::fs::read(dir.join(SNAPSHOT_FILE))?;

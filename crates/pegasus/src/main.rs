@@ -42,7 +42,7 @@ enum Command {
     /// A Redis-protocol proxy in front of one table.
     RedisProxy,
     /// Deterministic simulation of replica groups under faults.
-    Sim,
+    Sim(SimArgs),
     /// Fault injection against a real cluster.
     Chaos,
     /// Parse and validate a configuration file, then print the effective configuration.
@@ -50,6 +50,28 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// A range of seeds, `A..B` (B excluded).
+    #[arg(long)]
+    seeds: Option<String>,
+    /// One seed (with --trace, prints its full event trace).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the event trace of a failing (or the single) seed.
+    #[arg(long)]
+    trace: bool,
+    /// Virtual milliseconds of faults per seed.
+    #[arg(long, default_value_t = 20_000)]
+    fault_ms: u64,
+    /// Virtual milliseconds of healing before the final checks.
+    #[arg(long, default_value_t = 15_000)]
+    heal_ms: u64,
+    /// Plant a bug the checks must catch: `reads-without-lease`.
+    #[arg(long)]
+    plant: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +210,79 @@ fn bench_log(seconds: u64, value_size: usize, dir: Option<PathBuf>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    use pegasus_sim::{run_seed, PlantedBug, SimOptions};
+    let planted = match args.plant.as_deref() {
+        None => None,
+        Some("reads-without-lease") => Some(PlantedBug::ReadsWithoutLease),
+        Some(other) => anyhow::bail!("unknown planted bug {other:?}"),
+    };
+    let (from, to) = match (&args.seeds, args.seed) {
+        (Some(range), _) => {
+            let (a, b) = range
+                .split_once("..")
+                .ok_or_else(|| anyhow::anyhow!("--seeds takes A..B"))?;
+            (a.parse::<u64>()?, b.parse::<u64>()?)
+        }
+        (None, Some(s)) => (s, s + 1),
+        (None, None) => (1, 101),
+    };
+    let total = to.saturating_sub(from);
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("seeds [{bar:40}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut failures = 0u64;
+    let (mut ops, mut ok, mut unknown) = (0u64, 0u64, 0u64);
+    for seed in from..to {
+        let opts = SimOptions {
+            seed,
+            fault_ms: args.fault_ms,
+            heal_ms: args.heal_ms,
+            planted,
+            trace: args.trace,
+            ..SimOptions::default()
+        };
+        let r = run_seed(opts);
+        ops += r.ops;
+        ok += r.ok;
+        unknown += r.unknown;
+        if !r.failures.is_empty() {
+            failures += 1;
+            bar.suspend(|| {
+                println!("seed {seed} FAILED (replay: pegasus sim --seed {seed} --trace)");
+                for f in &r.failures {
+                    println!("  {f}");
+                }
+                if args.trace {
+                    for line in &r.trace {
+                        println!("{line}");
+                    }
+                }
+            });
+        } else if args.trace && total == 1 {
+            for line in &r.trace {
+                println!("{line}");
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!("failures={failures}"));
+    }
+    bar.finish_and_clear();
+    println!(
+        "ops={ops} acked={ok} unknown={unknown} time={:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("seeds={total} failures={failures}");
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Meta(_) => not_yet("meta", 5),
@@ -195,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Onebox => not_yet("onebox", 6),
         Command::Shell => not_yet("shell", 6),
         Command::RedisProxy => not_yet("redis-proxy", 9),
-        Command::Sim => not_yet("sim", 4),
+        Command::Sim(args) => sim(args),
         Command::Chaos => not_yet("chaos", 7),
         Command::Bench {
             which:

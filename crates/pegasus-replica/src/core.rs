@@ -1,0 +1,1348 @@
+//! The PacificA replica state machine for one partition, sans-IO: [`Replica::handle`] takes an
+//! [`Event`] and returns [`Action`]s. No sockets, files or clocks inside: time arrives in
+//! events, and logging, applying, sending and talking to meta are actions the runtime (the
+//! replica server, or the simulator) carries out and reports back.
+//!
+//! Rules (PacificA, as Pegasus implements it, plus our read lease):
+//! * The primary assigns decrees, logs each mutation and sends it to every secondary and to
+//!   learners past their start decree. A mutation commits when it is logged locally and
+//!   acknowledged by all of them; commits happen in decree order.
+//! * A secondary logs before acknowledging and commits only up to the primary's piggybacked
+//!   committed decree (or a group check's), and only what it has logged.
+//! * A replica never changes membership itself: it asks meta with `ballot + 1`.
+//! * A new primary re-proposes every uncommitted decree with its ballot (holes become empty
+//!   mutations) and serves no reads until they commit.
+//! * Reads need a valid lease (from beacons acknowledged by meta; the lease is shorter than
+//!   meta's grace period) — a paused primary cannot serve a stale read after it resumes.
+//! * A local I/O error or a protocol anomaly moves this replica to `Error`; it never panics.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Ballot, Decree};
+
+use crate::mutation::Mutation;
+
+/// Settings (`[replication]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaOptions {
+    /// Most mutations in 2PC at once (`staleness_for_commit`).
+    pub staleness_for_commit: i64,
+    /// Most client writes batched into one mutation.
+    pub max_batch: usize,
+    /// How many committed mutations the primary keeps in memory to catch learners up.
+    pub cache_committed: usize,
+    /// A secondary that has not acknowledged a prepare within this is reported dead.
+    pub prepare_timeout_ms: u64,
+    /// Group check period.
+    pub group_check_interval_ms: u64,
+    /// Retry period of a configuration request to meta.
+    pub meta_retry_ms: u64,
+    /// Fewest members (primary included) that may commit (`mutation_2pc_min_replica_count`).
+    pub min_2pc_replicas: usize,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        Self {
+            staleness_for_commit: 20,
+            max_batch: 64,
+            cache_committed: 1000,
+            prepare_timeout_ms: 3000,
+            group_check_interval_ms: 10_000,
+            meta_retry_ms: 1000,
+            min_2pc_replicas: 2,
+        }
+    }
+}
+
+/// A replica's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Not serving: no configuration yet, removed, waiting for meta, or lease lost.
+    Inactive,
+    /// Serves reads and writes.
+    Primary,
+    /// Follows the primary.
+    Secondary,
+    /// Learning to become a secondary.
+    PotentialSecondary,
+    /// Failed (I/O error, protocol anomaly). Terminal: the runtime drops the replica and it
+    /// is rebuilt by learning.
+    Error,
+}
+
+/// Why a client request was refused (mapped to Pegasus error codes by the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not the primary, or not allowed to serve now (`ERR_INVALID_STATE`).
+    NotPrimary,
+    /// Too few members to commit (`ERR_NOT_ENOUGH_MEMBER`).
+    NotEnoughMembers,
+    /// The write did not commit and never will under this primary (the client sees a
+    /// failure or times out; the write may still commit under the next primary).
+    Aborted,
+}
+
+/// A checkpoint handed over during learning: the storage state at `decree` (opaque bytes
+/// the runtime produces and installs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last decree the checkpoint holds.
+    pub decree: Decree,
+    /// Storage snapshot.
+    pub data: Bytes,
+}
+
+/// Messages between replicas of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// 2PC phase one (to secondaries and learners).
+    Prepare {
+        /// The sender's configuration.
+        config: PartitionConfig,
+        /// The mutation.
+        mutation: Mutation,
+    },
+    /// A prepare was logged (or refused).
+    PrepareAck {
+        /// The acknowledger's ballot.
+        ballot: Ballot,
+        /// Which decree.
+        decree: Decree,
+        /// Logged; false = refused.
+        ok: bool,
+    },
+    /// Periodic check from the primary; carries the committed decree.
+    GroupCheck {
+        /// The primary's configuration.
+        config: PartitionConfig,
+        /// Its committed decree.
+        last_committed: Decree,
+    },
+    /// Reply to a group check.
+    GroupCheckAck {
+        /// The replier's ballot.
+        ballot: Ballot,
+        /// Whether the replier agrees it is a member or learner of this configuration.
+        ok: bool,
+    },
+    /// The primary invites a node to learn.
+    AddLearner {
+        /// The primary's configuration.
+        config: PartitionConfig,
+        /// The learning round's signature.
+        signature: u64,
+    },
+    /// A learner asks for what it misses.
+    Learn {
+        /// The learning round.
+        signature: u64,
+        /// Its committed decree.
+        last_committed: Decree,
+    },
+    /// What the learner misses.
+    LearnResponse {
+        /// The learning round.
+        signature: u64,
+        /// The primary's configuration.
+        config: PartitionConfig,
+        /// A checkpoint to install first, when the learner is too far behind.
+        checkpoint: Option<Checkpoint>,
+        /// Mutations after the checkpoint (or after the learner's committed decree).
+        mutations: Vec<Mutation>,
+        /// The primary's committed decree: the learner commits up to it.
+        committed: Decree,
+        /// Try again later (the primary is behind the learner, or busy).
+        retry: bool,
+    },
+    /// The learner caught up.
+    LearnCompleted {
+        /// The learning round.
+        signature: u64,
+    },
+}
+
+/// Inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Time passed (ms, monotonic).
+    Tick {
+        /// Now.
+        now_ms: u64,
+    },
+    /// A client write (encoded), with an id the runtime uses to reply.
+    ClientWrite {
+        /// Client request id.
+        id: u64,
+        /// Encoded write.
+        update: Bytes,
+    },
+    /// A message from another replica.
+    Message {
+        /// Sender.
+        from: NodeId,
+        /// Message.
+        msg: PeerMessage,
+    },
+    /// The log made the first `appended` [`Action::AppendLog`]s this replica ever emitted
+    /// durable (a running count: the runtime appends in order and counts what it flushed).
+    LogFlushed {
+        /// Appends now durable, counted from the replica's creation.
+        appended: u64,
+    },
+    /// Meta's configuration for this partition (config sync, or the result of an update).
+    Config(PartitionConfig),
+    /// Meta asks this replica to act.
+    Proposal {
+        /// The change.
+        kind: ConfigType,
+        /// The node it is about.
+        node: NodeId,
+    },
+    /// Meta refused our configuration request (stale ballot or invalid change).
+    ConfigRejected,
+    /// Meta acknowledged a beacon sent at `sent_ms`: this node may serve until `until_ms`.
+    Lease {
+        /// Lease deadline.
+        until_ms: u64,
+    },
+    /// The runtime prepared what a learner asked for (checkpoint and/or logged mutations).
+    LearnStateReady {
+        /// The learner.
+        learner: NodeId,
+        /// Its round.
+        signature: u64,
+        /// Storage checkpoint, if needed.
+        checkpoint: Option<Checkpoint>,
+        /// Logged mutations after the checkpoint (or after the learner's committed decree).
+        mutations: Vec<Mutation>,
+    },
+    /// The runtime installed a learned checkpoint.
+    CheckpointInstalled {
+        /// Its decree.
+        decree: Decree,
+    },
+    /// A local I/O error (log or storage).
+    LocalError,
+}
+
+/// Outputs, carried out by the runtime in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a peer (best effort).
+    Send {
+        /// Destination.
+        to: NodeId,
+        /// Message.
+        msg: PeerMessage,
+    },
+    /// Append to the mutation log (then flush, then report [`Event::LogFlushed`]).
+    AppendLog(Mutation),
+    /// Apply a committed mutation to storage, in decree order; reply to `clients` with the
+    /// results.
+    Commit {
+        /// The mutation.
+        mutation: Mutation,
+        /// Client ids whose writes it carries (primary only).
+        clients: Vec<u64>,
+    },
+    /// Refuse client writes.
+    Refuse {
+        /// Client ids.
+        clients: Vec<u64>,
+        /// Why.
+        reason: Refusal,
+    },
+    /// Ask meta for a configuration change (`ballot + 1`).
+    RequestConfig {
+        /// The change.
+        kind: ConfigType,
+        /// The node it is about.
+        node: NodeId,
+        /// The configuration wanted.
+        config: PartitionConfig,
+    },
+    /// Build a learner's state: a checkpoint if `from` is not in the log, plus logged
+    /// mutations from `from`; report [`Event::LearnStateReady`].
+    BuildLearnState {
+        /// The learner.
+        learner: NodeId,
+        /// Its round.
+        signature: u64,
+        /// First decree it needs.
+        from: Decree,
+    },
+    /// Replace storage with a learned checkpoint; report [`Event::CheckpointInstalled`].
+    InstallCheckpoint(Checkpoint),
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    acks: BTreeSet<NodeId>,
+    sent_ms: u64,
+    clients: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Learning {
+    signature: u64,
+    primary: NodeId,
+    /// The primary's committed decree from its response (None until it answers).
+    target: Option<Decree>,
+    notified: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Learner {
+    signature: u64,
+    /// Prepares from this decree on are sent to the learner (and gate commits).
+    prepare_start: Option<Decree>,
+}
+
+/// One replica of one partition.
+#[derive(Debug)]
+pub struct Replica {
+    me: NodeId,
+    opts: ReplicaOptions,
+    status: Status,
+    config: PartitionConfig,
+    now_ms: u64,
+    /// Mutations by decree: uncommitted ones, and recent committed ones (the cache).
+    log: BTreeMap<Decree, Mutation>,
+    /// Decrees whose current mutation is durably logged.
+    logged: BTreeSet<Decree>,
+    /// Appends emitted so far, and those not yet durable: (sequence, decree, ballot).
+    appended: u64,
+    unflushed: VecDeque<(u64, Decree, Ballot)>,
+    /// Largest decree committed (applied).
+    committed: Decree,
+    /// Primary: acks each uncommitted decree waits for.
+    pending: BTreeMap<Decree, Pending>,
+    /// Primary: client writes not yet in a mutation.
+    queue: VecDeque<(u64, Bytes)>,
+    /// Primary: reads wait until this decree commits (re-proposals of a new primary).
+    read_barrier: Decree,
+    learners: BTreeMap<NodeId, Learner>,
+    next_signature: u64,
+    lease_until_ms: u64,
+    last_group_check_ms: u64,
+    /// Group-check acks outstanding, with the time the check was sent.
+    group_check_waiting: BTreeMap<NodeId, u64>,
+    /// Our outstanding request to meta, and when it was last sent.
+    config_request: Option<(ConfigType, NodeId, PartitionConfig, u64)>,
+    /// Potential secondary: the learning round.
+    learning: Option<Learning>,
+    /// Potential secondary: waiting for a checkpoint install.
+    installing: bool,
+}
+
+impl Replica {
+    /// A replica recovering from its log: `committed` is what storage holds (its durable
+    /// decree after replay), `logged` the mutations the log replayed. It starts inactive and
+    /// waits for meta's configuration. Its ballot is at least the largest ballot it logged,
+    /// so what it reports for meta's all-dead rule never understates how recent it is.
+    pub fn new(
+        me: NodeId,
+        opts: ReplicaOptions,
+        mut config: PartitionConfig,
+        committed: Decree,
+        logged: Vec<Mutation>,
+    ) -> Self {
+        config.ballot = config
+            .ballot
+            .max(logged.iter().map(|m| m.ballot).max().unwrap_or(0));
+        let mut log = BTreeMap::new();
+        let mut durable = BTreeSet::new();
+        for m in logged.into_iter().filter(|m| m.decree > committed) {
+            durable.insert(m.decree);
+            log.insert(m.decree, m);
+        }
+        Self {
+            me,
+            opts,
+            status: Status::Inactive,
+            config,
+            now_ms: 0,
+            log,
+            logged: durable,
+            appended: 0,
+            unflushed: VecDeque::new(),
+            committed,
+            pending: BTreeMap::new(),
+            queue: VecDeque::new(),
+            read_barrier: 0,
+            learners: BTreeMap::new(),
+            next_signature: 1,
+            lease_until_ms: 0,
+            last_group_check_ms: 0,
+            group_check_waiting: BTreeMap::new(),
+            config_request: None,
+            learning: None,
+            installing: false,
+        }
+    }
+
+    /// Current role.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Current configuration.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
+    /// Largest committed decree.
+    pub fn last_committed(&self) -> Decree {
+        self.committed
+    }
+
+    /// Largest decree this replica has a mutation for.
+    pub fn last_prepared(&self) -> Decree {
+        self.log
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.committed)
+            .max(self.committed)
+    }
+
+    /// The ballot of the mutation at `decree`, if kept in memory.
+    pub fn mutation(&self, decree: Decree) -> Option<&Mutation> {
+        self.log.get(&decree)
+    }
+
+    /// Whether a read may be served now: primary, lease valid, re-proposals committed.
+    pub fn can_read(&self, now_ms: u64) -> Result<(), Refusal> {
+        if self.status != Status::Primary
+            || now_ms >= self.lease_until_ms
+            || self.committed < self.read_barrier
+        {
+            return Err(Refusal::NotPrimary);
+        }
+        Ok(())
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.status == Status::Error {
+            if let Event::ClientWrite { id, .. } = event {
+                out.push(Action::Refuse {
+                    clients: vec![id],
+                    reason: Refusal::NotPrimary,
+                });
+            }
+            return out;
+        }
+        match event {
+            Event::Tick { now_ms } => self.on_tick(now_ms, &mut out),
+            Event::ClientWrite { id, update } => self.on_client_write(id, update, &mut out),
+            Event::Message { from, msg } => self.on_message(from, msg, &mut out),
+            Event::LogFlushed { appended } => self.on_log_flushed(appended, &mut out),
+            Event::Config(config) => self.on_config(config, &mut out),
+            Event::Proposal { kind, node } => self.on_proposal(kind, node, &mut out),
+            Event::ConfigRejected => {
+                self.config_request = None;
+            }
+            Event::Lease { until_ms } => {
+                self.lease_until_ms = self.lease_until_ms.max(until_ms);
+            }
+            Event::LearnStateReady {
+                learner,
+                signature,
+                checkpoint,
+                mutations,
+            } => {
+                self.on_learn_state_ready(learner, signature, checkpoint, mutations, &mut out);
+            }
+            Event::CheckpointInstalled { decree } => self.on_checkpoint_installed(decree, &mut out),
+            Event::LocalError => self.fail(&mut out),
+        }
+        out
+    }
+
+    fn fail(&mut self, out: &mut Vec<Action>) {
+        if self.status == Status::Primary {
+            // Meta must hear it from us: remove ourselves.
+            let mut next = self.config.clone();
+            next.primary = None;
+            next.ballot += 1;
+            out.push(Action::RequestConfig {
+                kind: ConfigType::DowngradeToInactive,
+                node: self.me,
+                config: next,
+            });
+        }
+        self.abort_writes(out);
+        self.status = Status::Error;
+    }
+
+    fn abort_writes(&mut self, out: &mut Vec<Action>) {
+        let mut clients: Vec<u64> = self.queue.drain(..).map(|(id, _)| id).collect();
+        for p in self.pending.values_mut() {
+            clients.append(&mut p.clients);
+        }
+        self.pending.clear();
+        if !clients.is_empty() {
+            out.push(Action::Refuse {
+                clients,
+                reason: Refusal::Aborted,
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- time
+
+    fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        if self.status == Status::Primary && now >= self.lease_until_ms {
+            // Lost touch with meta: meta may already have chosen another primary.
+            self.status = Status::Inactive;
+            self.abort_writes(out);
+        }
+        if let Some((kind, node, config, sent)) = self.config_request.clone() {
+            if now.saturating_sub(sent) >= self.opts.meta_retry_ms {
+                out.push(Action::RequestConfig {
+                    kind,
+                    node,
+                    config: config.clone(),
+                });
+                self.config_request = Some((kind, node, config, now));
+            }
+        }
+        if self.status != Status::Primary {
+            return;
+        }
+        // Prepares not acknowledged in time: the laggard is reported dead.
+        let late: BTreeSet<NodeId> = self
+            .pending
+            .values()
+            .filter(|p| now.saturating_sub(p.sent_ms) >= self.opts.prepare_timeout_ms)
+            .flat_map(|p| p.acks.iter().copied())
+            .collect();
+        let late_checks: Vec<NodeId> = self
+            .group_check_waiting
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(**t) >= self.opts.prepare_timeout_ms)
+            .map(|(n, _)| *n)
+            .collect();
+        for node in late.into_iter().chain(late_checks) {
+            self.remote_failure(node, out);
+        }
+        if now.saturating_sub(self.last_group_check_ms) >= self.opts.group_check_interval_ms {
+            self.last_group_check_ms = now;
+            let targets: Vec<NodeId> = self
+                .config
+                .secondaries
+                .iter()
+                .chain(self.learners.keys())
+                .copied()
+                .collect();
+            for to in targets {
+                self.group_check_waiting.entry(to).or_insert(now);
+                out.push(Action::Send {
+                    to,
+                    msg: PeerMessage::GroupCheck {
+                        config: self.config.clone(),
+                        last_committed: self.committed,
+                    },
+                });
+            }
+        }
+        self.propose(out);
+    }
+
+    /// A member failed to answer: ask meta to remove it (a learner is just dropped).
+    fn remote_failure(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.group_check_waiting.remove(&node);
+        if self.learners.remove(&node).is_some() {
+            for p in self.pending.values_mut() {
+                p.acks.remove(&node);
+            }
+            self.try_commit(out);
+            return;
+        }
+        if self.config.secondaries.contains(&node) && self.config_request.is_none() {
+            let mut next = self.config.clone();
+            next.secondaries.retain(|n| *n != node);
+            next.ballot += 1;
+            self.request_config(ConfigType::DowngradeToInactive, node, next, out);
+        }
+    }
+
+    fn request_config(
+        &mut self,
+        kind: ConfigType,
+        node: NodeId,
+        config: PartitionConfig,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::RequestConfig {
+            kind,
+            node,
+            config: config.clone(),
+        });
+        self.config_request = Some((kind, node, config, self.now_ms));
+    }
+
+    // ---------------------------------------------------------------- writes (primary)
+
+    fn on_client_write(&mut self, id: u64, update: Bytes, out: &mut Vec<Action>) {
+        if self.status != Status::Primary {
+            out.push(Action::Refuse {
+                clients: vec![id],
+                reason: Refusal::NotPrimary,
+            });
+            return;
+        }
+        if self.config.secondaries.len() + 1 < self.opts.min_2pc_replicas {
+            out.push(Action::Refuse {
+                clients: vec![id],
+                reason: Refusal::NotEnoughMembers,
+            });
+            return;
+        }
+        self.queue.push_back((id, update));
+        self.propose(out);
+    }
+
+    /// Turns queued writes into mutations while the 2PC window has room.
+    fn propose(&mut self, out: &mut Vec<Action>) {
+        while self.status == Status::Primary
+            && !self.queue.is_empty()
+            && self.last_prepared() - self.committed < self.opts.staleness_for_commit
+        {
+            let n = self.queue.len().min(self.opts.max_batch);
+            let (clients, updates): (Vec<u64>, Vec<Bytes>) = self.queue.drain(..n).unzip();
+            let decree = self.last_prepared() + 1;
+            let m = Mutation {
+                ballot: self.config.ballot,
+                decree,
+                last_committed: self.committed,
+                timestamp_us: self.now_ms.saturating_mul(1000),
+                updates,
+            };
+            self.start_2pc(m, clients, out);
+        }
+    }
+
+    /// Records `m` as this decree's mutation and asks the runtime to log it.
+    fn append(&mut self, m: Mutation, out: &mut Vec<Action>) {
+        self.appended += 1;
+        self.unflushed
+            .push_back((self.appended, m.decree, m.ballot));
+        self.logged.remove(&m.decree);
+        out.push(Action::AppendLog(m.clone()));
+        self.log.insert(m.decree, m);
+    }
+
+    fn start_2pc(&mut self, m: Mutation, clients: Vec<u64>, out: &mut Vec<Action>) {
+        let decree = m.decree;
+        let mut acks: BTreeSet<NodeId> = self.config.secondaries.iter().copied().collect();
+        for (node, l) in &self.learners {
+            if l.prepare_start.is_some_and(|s| decree >= s) {
+                acks.insert(*node);
+            }
+        }
+        for to in &acks {
+            out.push(Action::Send {
+                to: *to,
+                msg: PeerMessage::Prepare {
+                    config: self.config.clone(),
+                    mutation: m.clone(),
+                },
+            });
+        }
+        self.pending.insert(
+            decree,
+            Pending {
+                acks,
+                sent_ms: self.now_ms,
+                clients,
+            },
+        );
+        self.append(m, out);
+    }
+
+    fn on_prepare_ack(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        decree: Decree,
+        ok: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary {
+            return;
+        }
+        if ballot > self.config.ballot {
+            // Someone moved on: we are not the primary of the latest configuration.
+            self.status = Status::Inactive;
+            self.abort_writes(out);
+            return;
+        }
+        if !ok {
+            self.remote_failure(from, out);
+            return;
+        }
+        if let Some(p) = self.pending.get_mut(&decree) {
+            p.acks.remove(&from);
+        }
+        self.try_commit(out);
+    }
+
+    /// Commits, in order, every decree that is logged and fully acknowledged.
+    fn try_commit(&mut self, out: &mut Vec<Action>) {
+        loop {
+            let next = self.committed + 1;
+            let ready = match self.status {
+                Status::Primary => {
+                    // Nothing commits on fewer copies than the 2PC minimum: a lone primary
+                    // waits for a secondary (and re-proposes to it) before committing.
+                    self.config.secondaries.len() + 1 >= self.opts.min_2pc_replicas
+                        && self.logged.contains(&next)
+                        && self.pending.get(&next).is_some_and(|p| p.acks.is_empty())
+                }
+                _ => false,
+            };
+            if !ready {
+                break;
+            }
+            let clients = self
+                .pending
+                .remove(&next)
+                .map(|p| p.clients)
+                .unwrap_or_default();
+            self.commit_one(next, clients, out);
+        }
+        self.propose(out);
+    }
+
+    fn commit_one(&mut self, decree: Decree, clients: Vec<u64>, out: &mut Vec<Action>) {
+        if let Some(m) = self.log.get(&decree) {
+            out.push(Action::Commit {
+                mutation: m.clone(),
+                clients,
+            });
+            self.committed = decree;
+            self.logged.remove(&decree);
+        }
+        // Keep a bounded cache of committed mutations for learners.
+        let keep_from = self.committed - self.opts.cache_committed as i64;
+        while let Some((&d, _)) = self.log.first_key_value() {
+            if d > keep_from {
+                break;
+            }
+            self.log.remove(&d);
+        }
+    }
+
+    /// Secondary / learner: commit logged mutations up to the primary's committed decree.
+    fn commit_to(&mut self, target: Decree, out: &mut Vec<Action>) {
+        while self.committed < target && self.logged.contains(&(self.committed + 1)) {
+            self.commit_one(self.committed + 1, Vec::new(), out);
+        }
+    }
+
+    fn on_log_flushed(&mut self, appended: u64, out: &mut Vec<Action>) {
+        let mut newly = Vec::new();
+        while let Some(&(seq, decree, ballot)) = self.unflushed.front() {
+            if seq > appended {
+                break;
+            }
+            self.unflushed.pop_front();
+            // Only the mutation currently held for the decree counts as logged.
+            if decree > self.committed
+                && self.log.get(&decree).is_some_and(|m| m.ballot == ballot)
+                && self.logged.insert(decree)
+            {
+                newly.push(decree);
+            }
+        }
+        match self.status {
+            Status::Primary => self.try_commit(out),
+            Status::Secondary | Status::PotentialSecondary => {
+                // Acknowledge every prepare that just became durable.
+                if let Some(primary) = self.config.primary {
+                    for d in newly {
+                        out.push(Action::Send {
+                            to: primary,
+                            msg: PeerMessage::PrepareAck {
+                                ballot: self.config.ballot,
+                                decree: d,
+                                ok: true,
+                            },
+                        });
+                    }
+                }
+                // A learner commits nothing before the primary's learn response has replaced
+                // whatever stale entries it still holds from an earlier life.
+                let may_commit = self.status == Status::Secondary
+                    || self.learning.is_some_and(|l| l.target.is_some());
+                if may_commit {
+                    let piggybacked = self
+                        .log
+                        .values()
+                        .map(|m| m.last_committed)
+                        .max()
+                        .unwrap_or(0);
+                    let learned = self.learning.and_then(|l| l.target).unwrap_or(0);
+                    self.commit_to(piggybacked.max(learned), out);
+                }
+                self.maybe_finish_learning(out);
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- messages
+
+    fn on_message(&mut self, from: NodeId, msg: PeerMessage, out: &mut Vec<Action>) {
+        match msg {
+            PeerMessage::Prepare { config, mutation } => {
+                self.on_prepare(from, config, mutation, out)
+            }
+            PeerMessage::PrepareAck { ballot, decree, ok } => {
+                self.on_prepare_ack(from, ballot, decree, ok, out)
+            }
+            PeerMessage::GroupCheck {
+                config,
+                last_committed,
+            } => self.on_group_check(from, config, last_committed, out),
+            PeerMessage::GroupCheckAck { ballot, ok } => {
+                self.group_check_waiting.remove(&from);
+                if self.status == Status::Primary && (!ok || ballot > self.config.ballot) {
+                    if ballot > self.config.ballot {
+                        self.status = Status::Inactive;
+                        self.abort_writes(out);
+                    } else {
+                        self.remote_failure(from, out);
+                    }
+                }
+            }
+            PeerMessage::AddLearner { config, signature } => {
+                self.on_add_learner(from, config, signature, out)
+            }
+            PeerMessage::Learn {
+                signature,
+                last_committed,
+            } => self.on_learn(from, signature, last_committed, out),
+            PeerMessage::LearnResponse {
+                signature,
+                config,
+                checkpoint,
+                mutations,
+                committed,
+                retry,
+            } => {
+                self.on_learn_response(
+                    from, signature, config, checkpoint, mutations, committed, retry, out,
+                );
+            }
+            PeerMessage::LearnCompleted { signature } => {
+                if self.status == Status::Primary
+                    && self
+                        .learners
+                        .get(&from)
+                        .is_some_and(|l| l.signature == signature)
+                    && self.config_request.is_none()
+                {
+                    let mut next = self.config.clone();
+                    next.secondaries.push(from);
+                    next.ballot += 1;
+                    self.request_config(ConfigType::UpgradeToSecondary, from, next, out);
+                }
+            }
+        }
+    }
+
+    /// Adopts a newer configuration carried by a primary's message. Returns false if the
+    /// message is stale.
+    fn adopt(&mut self, config: &PartitionConfig, out: &mut Vec<Action>) -> bool {
+        if config.ballot < self.config.ballot {
+            return false;
+        }
+        if config.ballot > self.config.ballot {
+            self.on_config(config.clone(), out);
+        }
+        true
+    }
+
+    fn on_prepare(
+        &mut self,
+        from: NodeId,
+        config: PartitionConfig,
+        m: Mutation,
+        out: &mut Vec<Action>,
+    ) {
+        let nack = |me: &Self| Action::Send {
+            to: from,
+            msg: PeerMessage::PrepareAck {
+                ballot: me.config.ballot,
+                decree: m.decree,
+                ok: false,
+            },
+        };
+        if !self.adopt(&config, out) || config.primary != Some(from) || m.ballot != config.ballot {
+            out.push(nack(self));
+            return;
+        }
+        let learning_ok = self.status == Status::PotentialSecondary && self.learning.is_some();
+        if self.status != Status::Secondary && !learning_ok {
+            out.push(nack(self));
+            return;
+        }
+        if m.decree <= self.committed {
+            out.push(Action::Send {
+                to: from,
+                msg: PeerMessage::PrepareAck {
+                    ballot: self.config.ballot,
+                    decree: m.decree,
+                    ok: true,
+                },
+            });
+            return;
+        }
+        match self.log.get(&m.decree) {
+            Some(old) if old == &m => {
+                // A resend: acknowledge once it is logged.
+                if self.logged.contains(&m.decree) {
+                    out.push(Action::Send {
+                        to: from,
+                        msg: PeerMessage::PrepareAck {
+                            ballot: self.config.ballot,
+                            decree: m.decree,
+                            ok: true,
+                        },
+                    });
+                }
+            }
+            Some(old) if old.ballot == m.ballot => {
+                // Two different mutations for one decree under one ballot: impossible unless
+                // something is broken. Stop this replica rather than guess.
+                self.fail(out);
+            }
+            _ => self.append(m, out),
+        }
+    }
+
+    fn on_group_check(
+        &mut self,
+        from: NodeId,
+        config: PartitionConfig,
+        last_committed: Decree,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.adopt(&config, out) || config.primary != Some(from) {
+            out.push(Action::Send {
+                to: from,
+                msg: PeerMessage::GroupCheckAck {
+                    ballot: self.config.ballot,
+                    ok: false,
+                },
+            });
+            return;
+        }
+        let ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
+        if self.status == Status::Secondary {
+            self.commit_to(last_committed, out);
+        }
+        out.push(Action::Send {
+            to: from,
+            msg: PeerMessage::GroupCheckAck {
+                ballot: self.config.ballot,
+                ok,
+            },
+        });
+    }
+
+    // ---------------------------------------------------------------- configuration
+
+    fn on_config(&mut self, config: PartitionConfig, out: &mut Vec<Action>) {
+        if config.ballot < self.config.ballot {
+            return;
+        }
+        let was = self.status;
+        let same_ballot = config.ballot == self.config.ballot;
+        if same_ballot && was != Status::Inactive {
+            return;
+        }
+        // Did we ask for exactly this (e.g. to become primary)?
+        let requested = self
+            .config_request
+            .as_ref()
+            .is_some_and(|r| r.2.ballot == config.ballot && r.2.primary == config.primary);
+        self.config = config;
+        if self
+            .config_request
+            .as_ref()
+            .is_some_and(|r| r.2.ballot <= self.config.ballot)
+        {
+            self.config_request = None;
+        }
+        if self.config.primary == Some(self.me) {
+            if was == Status::Primary && same_ballot {
+                return;
+            }
+            if requested || was == Status::Primary {
+                self.status = Status::Primary;
+                self.become_primary(out);
+            } else {
+                // Meta still lists us as primary from before a restart: our log may lack what
+                // we proposed then, so serve only under a new ballot.
+                self.status = Status::Inactive;
+                let mut next = self.config.clone();
+                next.ballot += 1;
+                self.request_config(ConfigType::PrimaryForceUpdateBallot, self.me, next, out);
+            }
+        } else if self.config.secondaries.contains(&self.me) {
+            // Only a replica that followed the group (or finished learning) may act as a
+            // secondary; one that restarted or fell behind must learn again first: until
+            // then it answers group checks negatively and the primary has it removed.
+            let caught_up = matches!(was, Status::Primary | Status::Secondary)
+                || (was == Status::PotentialSecondary && self.learning.is_some_and(|l| l.notified));
+            if was == Status::Primary {
+                self.abort_writes(out);
+            }
+            if caught_up {
+                self.status = Status::Secondary;
+                self.learning = None;
+            } else {
+                self.status = Status::Inactive;
+            }
+        } else if was == Status::PotentialSecondary && self.config.primary.is_some() {
+            // Still learning under a newer configuration (a learner is not a member).
+        } else {
+            if was == Status::Primary {
+                self.abort_writes(out);
+            }
+            self.status = Status::Inactive;
+        }
+    }
+
+    /// PacificA reconciliation: re-propose every uncommitted decree with our ballot.
+    fn become_primary(&mut self, out: &mut Vec<Action>) {
+        // Writes this node proposed under its previous ballot keep their clients: they are
+        // re-proposed below and answered when they commit.
+        let mut waiting: BTreeMap<Decree, Vec<u64>> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(d, p)| (d, p.clients))
+            .collect();
+        self.learners.clear();
+        self.group_check_waiting.clear();
+        let last = self.last_prepared();
+        self.read_barrier = last;
+        self.last_group_check_ms = 0;
+        for decree in (self.committed + 1)..=last {
+            let m = match self.log.get(&decree) {
+                Some(m) => Mutation {
+                    ballot: self.config.ballot,
+                    last_committed: self.committed,
+                    ..m.clone()
+                },
+                None => Mutation::empty(
+                    self.config.ballot,
+                    decree,
+                    self.committed,
+                    self.now_ms.saturating_mul(1000),
+                ),
+            };
+            // Re-logged under the new ballot: commit waits for the local log again.
+            let clients = waiting.remove(&decree).unwrap_or_default();
+            self.start_2pc(m, clients, out);
+        }
+        let orphans: Vec<u64> = waiting.into_values().flatten().collect();
+        if !orphans.is_empty() {
+            out.push(Action::Refuse {
+                clients: orphans,
+                reason: Refusal::Aborted,
+            });
+        }
+        self.try_commit(out);
+    }
+
+    fn on_proposal(&mut self, kind: ConfigType, node: NodeId, out: &mut Vec<Action>) {
+        if self.config_request.is_some() {
+            return;
+        }
+        let mut next = self.config.clone();
+        next.ballot += 1;
+        match kind {
+            ConfigType::AssignPrimary | ConfigType::UpgradeToPrimary if node == self.me => {
+                if self.config.primary.is_some() {
+                    return;
+                }
+                next.secondaries.retain(|n| *n != node);
+                next.primary = Some(node);
+                next.last_committed_decree = self.committed;
+                self.request_config(kind, node, next, out);
+            }
+            ConfigType::AddSecondary if self.status == Status::Primary => {
+                if self.config.is_member(node) {
+                    return;
+                }
+                let signature = self.next_signature;
+                self.next_signature += 1;
+                self.learners.insert(
+                    node,
+                    Learner {
+                        signature,
+                        prepare_start: None,
+                    },
+                );
+                out.push(Action::Send {
+                    to: node,
+                    msg: PeerMessage::AddLearner {
+                        config: self.config.clone(),
+                        signature,
+                    },
+                });
+            }
+            ConfigType::Remove | ConfigType::DowngradeToInactive
+                if self.status == Status::Primary =>
+            {
+                if !self.config.secondaries.contains(&node) {
+                    return;
+                }
+                next.secondaries.retain(|n| *n != node);
+                self.request_config(kind, node, next, out);
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- learning
+
+    fn on_add_learner(
+        &mut self,
+        from: NodeId,
+        config: PartitionConfig,
+        signature: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if config.ballot < self.config.ballot
+            || config.primary != Some(from)
+            || config.is_member(self.me)
+        {
+            return;
+        }
+        self.config = config;
+        self.status = Status::PotentialSecondary;
+        self.learning = Some(Learning {
+            signature,
+            primary: from,
+            target: None,
+            notified: false,
+        });
+        out.push(Action::Send {
+            to: from,
+            msg: PeerMessage::Learn {
+                signature,
+                last_committed: self.committed,
+            },
+        });
+    }
+
+    fn on_learn(
+        &mut self,
+        from: NodeId,
+        signature: u64,
+        learner_committed: Decree,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary
+            || self
+                .learners
+                .get(&from)
+                .is_none_or(|l| l.signature != signature)
+        {
+            return;
+        }
+        let retry = |me: &Self| Action::Send {
+            to: from,
+            msg: PeerMessage::LearnResponse {
+                signature,
+                config: me.config.clone(),
+                checkpoint: None,
+                mutations: Vec::new(),
+                committed: me.committed,
+                retry: true,
+            },
+        };
+        if learner_committed > self.last_prepared() {
+            // The learner committed decrees we do not even hold: we cannot be a correct
+            // primary for it yet. (PacificA guarantees a new primary holds every committed
+            // decree prepared, so this only happens transiently.)
+            out.push(retry(self));
+            return;
+        }
+        // A returning stale primary may have committed more than we have so far (case 603):
+        // those decrees are in our prepared list with the same content, so it can join; it
+        // acknowledges our re-proposals of them at once.
+        let from_decree = learner_committed + 1;
+        let cache_min = self.log.keys().next().copied();
+        if cache_min.is_some_and(|m| m <= from_decree) || from_decree > self.last_prepared() {
+            self.send_learn_response(from, signature, None, Vec::new(), out);
+        } else {
+            out.push(Action::BuildLearnState {
+                learner: from,
+                signature,
+                from: from_decree,
+            });
+        }
+    }
+
+    fn on_learn_state_ready(
+        &mut self,
+        learner: NodeId,
+        signature: u64,
+        checkpoint: Option<Checkpoint>,
+        mutations: Vec<Mutation>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary
+            || self
+                .learners
+                .get(&learner)
+                .is_none_or(|l| l.signature != signature)
+        {
+            return;
+        }
+        self.send_learn_response(learner, signature, checkpoint, mutations, out);
+    }
+
+    /// Sends the learner everything from the checkpoint (or its own state) through our last
+    /// prepared decree; from then on it receives every prepare.
+    fn send_learn_response(
+        &mut self,
+        learner: NodeId,
+        signature: u64,
+        checkpoint: Option<Checkpoint>,
+        logged: Vec<Mutation>,
+        out: &mut Vec<Action>,
+    ) {
+        let mut all: BTreeMap<Decree, Mutation> =
+            logged.into_iter().map(|m| (m.decree, m)).collect();
+        for (d, m) in &self.log {
+            let keep = all.get(d).is_none_or(|old| old.ballot <= m.ballot);
+            if keep {
+                all.insert(*d, m.clone());
+            }
+        }
+        let start = checkpoint.as_ref().map_or(0, |c| c.decree);
+        let mutations: Vec<Mutation> = all.into_values().filter(|m| m.decree > start).collect();
+        let prepare_start = self.last_prepared() + 1;
+        if let Some(l) = self.learners.get_mut(&learner) {
+            l.prepare_start = Some(prepare_start);
+        }
+        out.push(Action::Send {
+            to: learner,
+            msg: PeerMessage::LearnResponse {
+                signature,
+                config: self.config.clone(),
+                checkpoint,
+                mutations,
+                committed: self.committed,
+                retry: false,
+            },
+        });
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the fields of one message")]
+    fn on_learn_response(
+        &mut self,
+        from: NodeId,
+        signature: u64,
+        config: PartitionConfig,
+        checkpoint: Option<Checkpoint>,
+        mutations: Vec<Mutation>,
+        committed: Decree,
+        retry: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::PotentialSecondary
+            || self
+                .learning
+                .is_none_or(|l| l.signature != signature || l.primary != from)
+        {
+            return;
+        }
+        if config.ballot > self.config.ballot {
+            self.config = config;
+        }
+        if retry {
+            out.push(Action::Send {
+                to: from,
+                msg: PeerMessage::Learn {
+                    signature,
+                    last_committed: self.committed,
+                },
+            });
+            return;
+        }
+        self.learning = Some(Learning {
+            signature,
+            primary: from,
+            target: Some(committed),
+            notified: false,
+        });
+        if let Some(cp) = checkpoint {
+            // Storage is replaced: everything we had is superseded.
+            self.log.clear();
+            self.logged.clear();
+            self.committed = cp.decree;
+            self.installing = true;
+            out.push(Action::InstallCheckpoint(cp));
+        }
+        for m in mutations {
+            if m.decree <= self.committed {
+                continue;
+            }
+            let newer = self
+                .log
+                .get(&m.decree)
+                .is_none_or(|old| old.ballot < m.ballot || (old.ballot == m.ballot && old != &m));
+            if newer {
+                self.append(m, out);
+            }
+        }
+        self.commit_to(committed, out);
+        self.maybe_finish_learning(out);
+    }
+
+    fn on_checkpoint_installed(&mut self, decree: Decree, out: &mut Vec<Action>) {
+        if self.installing && decree == self.committed {
+            self.installing = false;
+            self.maybe_finish_learning(out);
+        }
+    }
+
+    fn maybe_finish_learning(&mut self, out: &mut Vec<Action>) {
+        let Some(l) = self.learning else {
+            return;
+        };
+        let Some(target) = l.target else {
+            return;
+        };
+        if self.status == Status::PotentialSecondary
+            && !l.notified
+            && !self.installing
+            && self.committed >= target
+        {
+            out.push(Action::Send {
+                to: l.primary,
+                msg: PeerMessage::LearnCompleted {
+                    signature: l.signature,
+                },
+            });
+            self.learning = Some(Learning {
+                notified: true,
+                ..l
+            });
+        }
+    }
+}

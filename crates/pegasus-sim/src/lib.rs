@@ -1,0 +1,1207 @@
+//! Deterministic simulation of one Pegasus partition: replica nodes running the PacificA
+//! core (`pegasus-replica`) over the in-memory storage engine and a crash-modelling file
+//! system, a meta server running the guardian logic (`pegasus-meta`), clients issuing get /
+//! set / check_and_set / incr, and faults: message drop and delay, partitions, crashes that
+//! lose unsynced data, pauses longer than the lease, and clock-rate skew.
+//!
+//! One thread, one seeded RNG, virtual time: a seed is a complete, replayable run. Invariants
+//! are checked as the run goes (one committing primary per ballot, committed decrees never
+//! change) and at the end (the client history is linearizable, every acknowledged write is
+//! in the final state, and the partition heals to one primary and two secondaries).
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pegasus_check::{linearizable, Op, OpKind, OpResult, Verdict};
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Decree, Gpid};
+use pegasus_core::key::encode_key;
+use pegasus_core::rrdb::{CasCheckType, CheckAndSetRequest, IncrRequest, UpdateRequest};
+use pegasus_core::time::{Clock, ManualClock};
+use pegasus_meta::guardian::{
+    self, ClusterView, ConfigUpdate, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo,
+    UpdateOutcome,
+};
+use pegasus_replica::core::{
+    Action, Checkpoint, Event, PeerMessage, Refusal, Replica, ReplicaOptions, Status,
+};
+use pegasus_replica::fs::{CrashMode, FileSystem, MemFs};
+use pegasus_replica::log::{LogOptions, MutationLog};
+use pegasus_replica::Mutation;
+use pegasus_storage::{
+    MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine, WriteRequest,
+    WriteResponse,
+};
+
+use crate::codec::{decode_write, encode_write};
+use crate::rng::Rng;
+
+/// A rule deliberately broken, to prove the checks catch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Serve reads on any node that believes it is primary, without the lease check.
+    ReadsWithoutLease,
+}
+
+/// Simulation settings.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The seed.
+    pub seed: u64,
+    /// Replica nodes (3 replicas of the partition are placed among them).
+    pub nodes: u64,
+    /// Registers the clients use.
+    pub keys: u64,
+    /// Concurrent clients.
+    pub clients: u64,
+    /// Virtual time with faults, ms.
+    pub fault_ms: u64,
+    /// Virtual time after faults stop, before the final checks, ms.
+    pub heal_ms: u64,
+    /// Whether to inject faults.
+    pub faults: bool,
+    /// A broken rule, for tests of the checks.
+    pub planted: Option<PlantedBug>,
+    /// Record a trace of every event.
+    pub trace: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            nodes: 4,
+            keys: 3,
+            clients: 3,
+            fault_ms: 20_000,
+            heal_ms: 15_000,
+            faults: true,
+            planted: None,
+            trace: false,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Client operations invoked.
+    pub ops: u64,
+    /// Operations acknowledged.
+    pub ok: u64,
+    /// Operations whose outcome is unknown.
+    pub unknown: u64,
+    /// Invariant violations (empty = pass).
+    pub failures: Vec<String>,
+    /// The event trace, when asked for.
+    pub trace: Vec<String>,
+}
+
+const LEASE_MS: u64 = 2_000;
+const GRACE_MS: u64 = 3_000;
+const BEACON_MS: u64 = 300;
+const TICK_MS: u64 = 50;
+const CLIENT_TIMEOUT_MS: u64 = 3_000;
+const META_TICK_MS: u64 = 200;
+const REPLICAS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Addr {
+    Node(NodeId),
+    Meta,
+    Client(u64),
+}
+
+#[derive(Debug, Clone)]
+enum ClientOp {
+    Get(u64),
+    Write(u64, OpKind),
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Peer(PeerMessage),
+    Beacon {
+        sent_local_ms: u64,
+        info: Option<ReplicaInfo>,
+    },
+    BeaconAck {
+        sent_local_ms: u64,
+    },
+    Config(PartitionConfig),
+    Proposal {
+        kind: ConfigType,
+        node: NodeId,
+    },
+    ConfigRequest {
+        kind: ConfigType,
+        node: NodeId,
+        config: PartitionConfig,
+    },
+    ConfigRejected,
+    ClientRequest {
+        op: u64,
+        request: ClientOp,
+    },
+    ClientReply {
+        op: u64,
+        result: Option<OpResult>,
+        definite_failure: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Tick(NodeId),
+    Beacon(NodeId),
+    Deliver { from: Addr, to: Addr, msg: Box<Msg> },
+    FlushLog(NodeId),
+    MetaTick,
+    ClientNext(u64),
+    ClientTimeout(u64),
+    Fault,
+    Restart(NodeId),
+    Heal,
+}
+
+struct Node {
+    up: bool,
+    paused_until: u64,
+    /// Local clock = virtual time × rate (permille) + offset.
+    rate_permille: u64,
+    fs: MemFs,
+    disk: MemoryDisk,
+    replica: Option<Replica>,
+    store: Option<PartitionStore<MemoryEngine>>,
+    log: Option<MutationLog>,
+    appended: u64,
+    flush_scheduled: bool,
+    /// Client request ids of writes this node's replica is carrying.
+    client_of: BTreeMap<u64, u64>,
+}
+
+struct PendingOp {
+    client: u64,
+    index: usize,
+}
+
+/// The simulator.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds engines and logs; the trace is the debug view"
+)]
+pub struct Sim {
+    opts: SimOptions,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    nodes: BTreeMap<NodeId, Node>,
+    meta_config: PartitionConfig,
+    meta_last_beacon: BTreeMap<NodeId, u64>,
+    meta_dead: BTreeSet<NodeId>,
+    meta_drop_times: BTreeMap<NodeId, u64>,
+    meta_info: BTreeMap<NodeId, ReplicaInfo>,
+    partitioned: BTreeSet<NodeId>,
+    drop_permille: u64,
+    faults_on: bool,
+    history: Vec<Op>,
+    pending: BTreeMap<u64, PendingOp>,
+    next_op: u64,
+    next_value: i64,
+    committed_content: BTreeMap<Decree, Vec<Bytes>>,
+    primary_of_ballot: BTreeMap<i64, NodeId>,
+    report: Report,
+    store_clock: ManualClock,
+}
+
+fn key_bytes(key: u64) -> Bytes {
+    Bytes::from(encode_key(format!("k{key}").as_bytes(), b"").unwrap_or_default())
+}
+
+fn parse_int(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+impl Sim {
+    /// A simulation of `opts`.
+    pub fn new(opts: SimOptions) -> Self {
+        let mut rng = Rng::new(opts.seed);
+        let mut nodes = BTreeMap::new();
+        for i in 1..=opts.nodes {
+            let id = NodeId(i);
+            let skew = if opts.faults {
+                rng.range(970, 1030)
+            } else {
+                1000
+            };
+            nodes.insert(
+                id,
+                Node {
+                    up: true,
+                    paused_until: 0,
+                    rate_permille: skew,
+                    fs: MemFs::new(),
+                    disk: MemoryDisk::new(),
+                    replica: None,
+                    store: None,
+                    log: None,
+                    appended: 0,
+                    flush_scheduled: false,
+                    client_of: BTreeMap::new(),
+                },
+            );
+        }
+        let meta_config = PartitionConfig {
+            gpid: Gpid::new(1, 0),
+            ballot: 0,
+            max_replica_count: REPLICAS,
+            ..PartitionConfig::default()
+        };
+        let faults_on = opts.faults;
+        Self {
+            report: Report {
+                seed: opts.seed,
+                ..Report::default()
+            },
+            opts,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            nodes,
+            meta_config,
+            meta_last_beacon: BTreeMap::new(),
+            meta_dead: BTreeSet::new(),
+            meta_drop_times: BTreeMap::new(),
+            meta_info: BTreeMap::new(),
+            partitioned: BTreeSet::new(),
+            drop_permille: 0,
+            faults_on,
+            history: Vec::new(),
+            pending: BTreeMap::new(),
+            next_op: 1,
+            next_value: 1,
+            committed_content: BTreeMap::new(),
+            primary_of_ballot: BTreeMap::new(),
+            store_clock: ManualClock::new(0),
+        }
+    }
+
+    fn trace(&mut self, s: impl FnOnce() -> String) {
+        if self.opts.trace {
+            let line = format!("{:>7} {}", self.now, s());
+            self.report.trace.push(line);
+        }
+    }
+
+    fn fail(&mut self, what: String) {
+        if self.report.failures.len() < 20 {
+            self.report.failures.push(format!("t={} {what}", self.now));
+        }
+    }
+
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Some(ev));
+        self.queue
+            .push(Reverse((t, self.seq, self.events.len() - 1)));
+    }
+
+    fn local_time(&self, id: NodeId) -> u64 {
+        self.nodes
+            .get(&id)
+            .map_or(self.now, |n| self.now * n.rate_permille / 1000)
+    }
+
+    fn send(&mut self, from: Addr, to: Addr, msg: Msg) {
+        let node_of = |a: Addr| match a {
+            Addr::Node(n) => Some(n),
+            _ => None,
+        };
+        let cut = [from, to]
+            .iter()
+            .filter_map(|a| node_of(*a))
+            .any(|n| self.partitioned.contains(&n));
+        let is_client = matches!(from, Addr::Client(_)) || matches!(to, Addr::Client(_));
+        if cut && !is_client {
+            return;
+        }
+        if self.faults_on && self.rng.chance(self.drop_permille) {
+            return;
+        }
+        let delay = if self.faults_on {
+            self.rng.range(1, 20)
+        } else {
+            1
+        };
+        self.at(
+            self.now + delay,
+            Ev::Deliver {
+                from,
+                to,
+                msg: Box::new(msg),
+            },
+        );
+    }
+
+    // ------------------------------------------------------------------ nodes
+
+    fn start_node(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let fs: Arc<dyn FileSystem> = Arc::new(node.fs.clone());
+        let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
+        let engine = MemoryEngine::open(node.disk.clone(), clock.clone());
+        let store = PartitionStore::new(engine, clock, ReadLimits::default());
+        let committed = store.last_applied_decree();
+        let (log, replayed) = match MutationLog::open(fs, Path::new("/plog"), LogOptions::default())
+        {
+            Ok((log, replayed, _)) => (Some(log), replayed),
+            Err(e) => {
+                // Corrupt log: this replica starts empty and will re-learn.
+                let what = format!("{id} log unusable after restart: {e}");
+                node.fs = MemFs::new();
+                node.disk = MemoryDisk::new();
+                self.trace(|| what);
+                return self.start_node(id);
+            }
+        };
+        let replica = Replica::new(
+            id,
+            ReplicaOptions::default(),
+            PartitionConfig::default(),
+            committed,
+            replayed,
+        );
+        node.replica = Some(replica);
+        node.store = Some(store);
+        node.log = log;
+        node.appended = 0;
+        node.flush_scheduled = false;
+        node.up = true;
+        node.client_of.clear();
+    }
+
+    fn deliver_to_node(&mut self, id: NodeId, event: Event) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        let before = (replica.status(), replica.config().ballot);
+        let desc = if self.opts.trace && !matches!(event, Event::Tick { .. }) {
+            format!("{event:?}")
+        } else {
+            String::new()
+        };
+        let actions = replica.handle(event);
+        let after = (replica.status(), replica.config().ballot);
+        if self.opts.trace {
+            if !desc.is_empty() {
+                let d: String = desc.chars().take(160).collect();
+                self.trace(|| format!("{id} <- {d}"));
+            }
+            if before != after {
+                self.trace(|| format!("{id} {before:?} -> {after:?}"));
+            }
+        }
+        self.run_actions(id, actions);
+    }
+
+    fn run_actions(&mut self, id: NodeId, actions: Vec<Action>) {
+        for a in actions {
+            self.run_action(id, a);
+        }
+    }
+
+    fn run_action(&mut self, id: NodeId, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(msg)),
+            Action::AppendLog(m) => {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return;
+                };
+                if let Some(log) = node.log.as_mut() {
+                    log.append(&m);
+                    node.appended += 1;
+                }
+                if !node.flush_scheduled {
+                    node.flush_scheduled = true;
+                    let t = self.now + 1;
+                    self.at(t, Ev::FlushLog(id));
+                }
+            }
+            Action::Commit { mutation, clients } => self.commit(id, mutation, clients),
+            Action::Refuse { clients, reason } => {
+                for c in clients {
+                    let op = self
+                        .nodes
+                        .get_mut(&id)
+                        .and_then(|n| n.client_of.remove(&c))
+                        .unwrap_or(c);
+                    let definite =
+                        reason == Refusal::NotPrimary || reason == Refusal::NotEnoughMembers;
+                    self.send(
+                        Addr::Node(id),
+                        Addr::Client(0),
+                        Msg::ClientReply {
+                            op,
+                            result: None,
+                            definite_failure: definite,
+                        },
+                    );
+                }
+            }
+            Action::RequestConfig { kind, node, config } => {
+                self.send(
+                    Addr::Node(id),
+                    Addr::Meta,
+                    Msg::ConfigRequest { kind, node, config },
+                );
+            }
+            Action::BuildLearnState {
+                learner,
+                signature,
+                from,
+            } => {
+                let Some(node) = self.nodes.get(&id) else {
+                    return;
+                };
+                let (Some(store), Some(log)) = (node.store.as_ref(), node.log.as_ref()) else {
+                    return;
+                };
+                let cp_decree = store.last_applied_decree();
+                let checkpoint = (from <= cp_decree).then(|| Checkpoint {
+                    decree: cp_decree,
+                    data: Bytes::from(store.engine().export_image()),
+                });
+                let start = checkpoint.as_ref().map_or(from, |c| c.decree + 1);
+                let mutations = log.read_from(start).unwrap_or_default();
+                self.deliver_to_node(
+                    id,
+                    Event::LearnStateReady {
+                        learner,
+                        signature,
+                        checkpoint,
+                        mutations,
+                    },
+                );
+            }
+            Action::InstallCheckpoint(cp) => {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return;
+                };
+                let Ok(disk) = MemoryEngine::import_image(&cp.data) else {
+                    self.fail(format!("{id} received a checkpoint that does not decode"));
+                    return;
+                };
+                let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
+                let engine = MemoryEngine::open(disk.clone(), clock.clone());
+                let _ = engine.flush();
+                node.disk = disk;
+                node.store = Some(PartitionStore::new(engine, clock, ReadLimits::default()));
+                self.deliver_to_node(id, Event::CheckpointInstalled { decree: cp.decree });
+            }
+        }
+    }
+
+    fn commit(&mut self, id: NodeId, m: Mutation, clients: Vec<u64>) {
+        let status = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.replica.as_ref())
+            .map(Replica::status);
+        self.trace(|| format!("{id} commits {}@{} as {status:?}", m.decree, m.ballot));
+        // Invariant: a committed decree never changes, on any replica.
+        match self.committed_content.get(&m.decree) {
+            Some(c) if *c != m.updates => {
+                self.fail(format!(
+                    "decree {} committed with different content on {id}",
+                    m.decree
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.committed_content.insert(m.decree, m.updates.clone());
+            }
+        }
+        let is_primary = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.replica.as_ref())
+            .is_some_and(|r| r.status() == Status::Primary);
+        if is_primary {
+            // Invariant: at most one primary commits per ballot.
+            match self.primary_of_ballot.get(&m.ballot) {
+                Some(p) if *p != id => {
+                    self.fail(format!(
+                        "two primaries committed at ballot {}: {p} and {id}",
+                        m.ballot
+                    ));
+                }
+                _ => {
+                    self.primary_of_ballot.insert(m.ballot, id);
+                }
+            }
+        }
+        let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
+        if writes.len() != m.updates.len() {
+            self.fail(format!(
+                "decree {} holds an update that does not decode",
+                m.decree
+            ));
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(store) = node.store.as_ref() else {
+            return;
+        };
+        let responses = match store.apply(m.decree, m.timestamp_us, &writes) {
+            Ok(r) => r,
+            Err(e) => {
+                let what = format!("{id} cannot apply decree {}: {e}", m.decree);
+                self.fail(what);
+                return;
+            }
+        };
+        let ids: Vec<u64> = clients
+            .iter()
+            .filter_map(|c| node.client_of.remove(c))
+            .collect();
+        for (op, resp) in ids.into_iter().zip(responses) {
+            let result = match resp {
+                WriteResponse::Update(r) if r.error == 0 => Some(OpResult::Written),
+                WriteResponse::Incr(r) if r.error == 0 => Some(OpResult::Incr(r.new_value)),
+                WriteResponse::CheckAndSet(r) if r.error == 0 => Some(OpResult::Cas(true)),
+                WriteResponse::CheckAndSet(r) if r.error == 13 => Some(OpResult::Cas(false)),
+                _ => None,
+            };
+            self.send(
+                Addr::Node(id),
+                Addr::Client(0),
+                Msg::ClientReply {
+                    op,
+                    result,
+                    definite_failure: false,
+                },
+            );
+        }
+    }
+
+    fn on_node_message(&mut self, id: NodeId, from: Addr, msg: Msg) {
+        match msg {
+            Msg::Peer(p) => {
+                if let Addr::Node(f) = from {
+                    self.deliver_to_node(id, Event::Message { from: f, msg: p });
+                }
+            }
+            Msg::BeaconAck { sent_local_ms } => {
+                self.deliver_to_node(
+                    id,
+                    Event::Lease {
+                        until_ms: sent_local_ms + LEASE_MS,
+                    },
+                );
+            }
+            Msg::Config(c) => self.deliver_to_node(id, Event::Config(c)),
+            Msg::Proposal { kind, node } => {
+                self.deliver_to_node(id, Event::Proposal { kind, node })
+            }
+            Msg::ConfigRejected => self.deliver_to_node(id, Event::ConfigRejected),
+            Msg::ClientRequest { op, request } => self.on_client_request(id, op, request),
+            _ => {}
+        }
+    }
+
+    fn on_client_request(&mut self, id: NodeId, op: u64, request: ClientOp) {
+        let local = self.local_time(id);
+        let planted = self.opts.planted;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let (Some(replica), Some(store)) = (node.replica.as_mut(), node.store.as_ref()) else {
+            return;
+        };
+        match request {
+            ClientOp::Get(key) => {
+                let allowed = match planted {
+                    Some(PlantedBug::ReadsWithoutLease) => replica.status() == Status::Primary,
+                    None => replica.can_read(local).is_ok(),
+                };
+                let reply = if allowed {
+                    let r = store.get(&key_bytes(key));
+                    let v = if r.error == 0 {
+                        parse_int(&r.value)
+                    } else {
+                        None
+                    };
+                    Msg::ClientReply {
+                        op,
+                        result: Some(OpResult::Read(v)),
+                        definite_failure: false,
+                    }
+                } else {
+                    Msg::ClientReply {
+                        op,
+                        result: None,
+                        definite_failure: true,
+                    }
+                };
+                self.send(Addr::Node(id), Addr::Client(0), reply);
+            }
+            ClientOp::Write(key, kind) => {
+                let k = key_bytes(key);
+                let req = match kind {
+                    OpKind::Set(v) => WriteRequest::Put(UpdateRequest {
+                        key: k,
+                        value: Bytes::from(v.to_string()),
+                        expire_ts_seconds: 0,
+                    }),
+                    OpKind::Incr(d) => WriteRequest::Incr(IncrRequest {
+                        key: k,
+                        increment: d,
+                        expire_ts_seconds: 0,
+                    }),
+                    OpKind::Cas { expect, new } => WriteRequest::CheckAndSet(CheckAndSetRequest {
+                        hash_key: Bytes::from(format!("k{key}")),
+                        check_sort_key: Bytes::new(),
+                        check_type: if expect.is_some() {
+                            CasCheckType::ValueBytesEqual
+                        } else {
+                            CasCheckType::ValueNotExist
+                        },
+                        check_operand: Bytes::from(
+                            expect.map(|e| e.to_string()).unwrap_or_default(),
+                        ),
+                        set_value: Bytes::from(new.to_string()),
+                        ..Default::default()
+                    }),
+                    OpKind::Get => return,
+                };
+                node.client_of.insert(op, op);
+                let update = encode_write(&req);
+                self.deliver_to_node(id, Event::ClientWrite { id: op, update });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ meta
+
+    fn on_meta_message(&mut self, from: Addr, msg: Msg) {
+        let Addr::Node(node) = from else { return };
+        match msg {
+            Msg::Beacon {
+                sent_local_ms,
+                info,
+            } => {
+                self.meta_last_beacon.insert(node, self.now);
+                if let Some(i) = info {
+                    self.meta_info.insert(node, i);
+                }
+                if self.meta_dead.contains(&node) {
+                    // A dead node comes back only after meta has dealt with its death.
+                    self.meta_dead.remove(&node);
+                }
+                self.send(
+                    Addr::Meta,
+                    Addr::Node(node),
+                    Msg::BeaconAck { sent_local_ms },
+                );
+                let c = self.meta_config.clone();
+                self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+            }
+            Msg::ConfigRequest {
+                kind,
+                node: about,
+                config,
+            } => {
+                let req = ConfigUpdate {
+                    kind,
+                    node: about,
+                    config,
+                };
+                match guardian::apply_update(&self.meta_config, &req) {
+                    Ok(UpdateOutcome::Applied(next)) => self.meta_write(next),
+                    Ok(UpdateOutcome::AlreadyApplied) => {
+                        let c = self.meta_config.clone();
+                        self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                    }
+                    Err(_) => self.send(Addr::Meta, Addr::Node(node), Msg::ConfigRejected),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn meta_write(&mut self, next: PartitionConfig) {
+        for d in &next.last_drops {
+            if !self.meta_config.last_drops.contains(d) {
+                self.meta_drop_times.insert(*d, self.now);
+            }
+        }
+        let old = self.meta_config.members();
+        self.meta_config = next.clone();
+        self.trace(|| format!("meta config {next:?}"));
+        let mut to: BTreeSet<NodeId> = next.members().into_iter().collect();
+        to.extend(old);
+        for n in to {
+            self.send(Addr::Meta, Addr::Node(n), Msg::Config(next.clone()));
+        }
+    }
+
+    fn meta_tick(&mut self) {
+        // Failure detection: no beacon within the grace period.
+        let dead: Vec<NodeId> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|n| {
+                !self.meta_dead.contains(n)
+                    && self
+                        .now
+                        .saturating_sub(self.meta_last_beacon.get(n).copied().unwrap_or(0))
+                        > GRACE_MS
+            })
+            .collect();
+        for n in dead {
+            self.meta_dead.insert(n);
+            self.trace(|| format!("meta declares {n} dead"));
+            match guardian::on_node_dead(&self.meta_config, n) {
+                DeadNodeAction::Write(next) => self.meta_write(next),
+                DeadNodeAction::Propose { target, node } => {
+                    self.send(
+                        Addr::Meta,
+                        Addr::Node(target),
+                        Msg::Proposal {
+                            kind: ConfigType::DowngradeToInactive,
+                            node,
+                        },
+                    );
+                }
+                DeadNodeAction::Nothing => {}
+            }
+        }
+        let alive: BTreeSet<NodeId> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|n| !self.meta_dead.contains(n) && self.meta_last_beacon.contains_key(n))
+            .collect();
+        let view = ClusterView {
+            alive,
+            now_ms: self.now,
+            drop_time_ms: self.meta_drop_times.clone(),
+            replica_info: self.meta_info.clone(),
+            ..ClusterView::default()
+        };
+        let opts = GuardianOptions {
+            min_2pc_replicas: 2,
+            dropout_delay_ms: 4_000,
+        };
+        match guardian::cure(&self.meta_config, &view, &opts) {
+            Cure::Propose { target, kind, node } => {
+                self.send(Addr::Meta, Addr::Node(target), Msg::Proposal { kind, node });
+            }
+            Cure::NeedOperator(why) => self.trace(|| format!("guardian: {why}")),
+            Cure::Nothing => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ clients
+
+    fn client_next(&mut self, client: u64) {
+        if self.now >= self.opts.fault_ms + self.opts.heal_ms {
+            return;
+        }
+        let key = self.rng.below(self.opts.keys);
+        let kind = match self.rng.below(10) {
+            0..=3 => OpKind::Get,
+            4..=5 => {
+                let v = self.next_value;
+                self.next_value += 1;
+                OpKind::Set(v)
+            }
+            6..=7 => {
+                let v = self.next_value;
+                self.next_value += 1;
+                let expect = if self.rng.chance(200) {
+                    None
+                } else {
+                    Some(self.rng.range(0, (self.next_value - 1).max(0) as u64) as i64)
+                };
+                OpKind::Cas { expect, new: v }
+            }
+            _ => OpKind::Incr(self.rng.range(1, 3) as i64),
+        };
+        self.issue(client, key, kind);
+    }
+
+    fn issue(&mut self, client: u64, key: u64, kind: OpKind) {
+        let op = self.next_op;
+        self.next_op += 1;
+        self.report.ops += 1;
+        self.history.push(Op {
+            key,
+            kind,
+            invoke: self.now,
+            complete: None,
+        });
+        self.pending.insert(
+            op,
+            PendingOp {
+                client,
+                index: self.history.len() - 1,
+            },
+        );
+        let request = match kind {
+            OpKind::Get => ClientOp::Get(key),
+            k => ClientOp::Write(key, k),
+        };
+        match self.meta_config.primary {
+            Some(p) => self.send(
+                Addr::Client(client),
+                Addr::Node(p),
+                Msg::ClientRequest { op, request },
+            ),
+            None => {
+                let t = self.now + 1;
+                self.at(
+                    t,
+                    Ev::Deliver {
+                        from: Addr::Meta,
+                        to: Addr::Client(client),
+                        msg: Box::new(Msg::ClientReply {
+                            op,
+                            result: None,
+                            definite_failure: true,
+                        }),
+                    },
+                );
+            }
+        }
+        let t = self.now + CLIENT_TIMEOUT_MS;
+        self.at(t, Ev::ClientTimeout(op));
+    }
+
+    fn on_client_reply(&mut self, op: u64, result: Option<OpResult>, definite_failure: bool) {
+        let Some(p) = self.pending.remove(&op) else {
+            return;
+        };
+        match result {
+            Some(r) => {
+                self.report.ok += 1;
+                if let Some(h) = self.history.get_mut(p.index) {
+                    h.complete = Some((self.now, r));
+                }
+            }
+            None if definite_failure => {
+                // Definitely not applied: not part of the history.
+                if let Some(h) = self.history.get_mut(p.index) {
+                    h.key = u64::MAX;
+                }
+            }
+            None => self.report.unknown += 1,
+        }
+        let t = self.now + self.rng.range(1, 30);
+        self.at(t, Ev::ClientNext(p.client));
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    fn inject_fault(&mut self) {
+        if !self.faults_on || self.now >= self.opts.fault_ms {
+            return;
+        }
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let victim = ids
+            .get(self.rng.below(ids.len() as u64) as usize)
+            .copied()
+            .unwrap_or(NodeId(1));
+        match self.rng.below(6) {
+            0 => {
+                // Crash: unsynced bytes are lost or torn; storage loses what it did not flush.
+                let tear = self.rng.below(1001) as u16;
+                if let Some(n) = self.nodes.get_mut(&victim) {
+                    if n.up {
+                        n.up = false;
+                        n.replica = None;
+                        if let Some(store) = n.store.take() {
+                            store.into_engine().crash();
+                        }
+                        n.log = None;
+                        n.fs.crash(CrashMode::TearUnsynced {
+                            keep_permille: tear,
+                        });
+                        let back = self.now + self.rng.range(500, 6_000);
+                        self.trace(|| format!("crash {victim}"));
+                        self.at(back, Ev::Restart(victim));
+                    }
+                }
+            }
+            1 => {
+                // Pause longer than the lease, sometimes longer than the grace period.
+                let d = self.rng.range(1_000, 6_000);
+                if let Some(n) = self.nodes.get_mut(&victim) {
+                    n.paused_until = n.paused_until.max(self.now + d);
+                }
+                self.trace(|| format!("pause {victim} for {d}"));
+            }
+            2 => {
+                self.partitioned.insert(victim);
+                let d = self.rng.range(500, 5_000);
+                self.trace(|| format!("isolate {victim} for {d}"));
+                self.at(self.now + d, Ev::Heal);
+            }
+            3 => {
+                self.drop_permille = self.rng.range(0, 150);
+            }
+            _ => {}
+        }
+        let next = self.now + self.rng.range(300, 2_000);
+        self.at(next, Ev::Fault);
+    }
+
+    // ------------------------------------------------------------------ run
+
+    /// Runs to the end and checks everything.
+    pub fn run(mut self) -> Report {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            self.start_node(*id);
+            let t = self.rng.range(0, TICK_MS);
+            self.at(t, Ev::Tick(*id));
+            let b = self.rng.range(0, BEACON_MS);
+            self.at(b, Ev::Beacon(*id));
+        }
+        self.at(META_TICK_MS, Ev::MetaTick);
+        for c in 0..self.opts.clients {
+            let t = 500 + self.rng.range(0, 100);
+            self.at(t, Ev::ClientNext(c));
+        }
+        if self.opts.faults {
+            self.at(2_000, Ev::Fault);
+        }
+        let end = self.opts.fault_ms + self.opts.heal_ms;
+        let mut final_phase = false;
+        while let Some(Reverse((t, _, idx))) = self.queue.pop() {
+            if t > end + CLIENT_TIMEOUT_MS * 2 {
+                break;
+            }
+            self.now = t;
+            self.store_clock.set_micros(t * 1000);
+            if !final_phase && t >= self.opts.fault_ms {
+                final_phase = true;
+                self.faults_on = false;
+                self.partitioned.clear();
+                self.drop_permille = 0;
+            }
+            let Some(ev) = self.events.get_mut(idx).and_then(Option::take) else {
+                continue;
+            };
+            self.step(ev);
+        }
+        self.finish()
+    }
+
+    fn paused(&self, id: NodeId) -> Option<u64> {
+        self.nodes
+            .get(&id)
+            .filter(|n| n.paused_until > self.now)
+            .map(|n| n.paused_until)
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick(id) => {
+                if let Some(until) = self.paused(id) {
+                    self.at(until, Ev::Tick(id));
+                    return;
+                }
+                let up = self.nodes.get(&id).is_some_and(|n| n.up);
+                if up {
+                    let now_ms = self.local_time(id);
+                    self.deliver_to_node(id, Event::Tick { now_ms });
+                    if self.rng.chance(50) {
+                        // Storage flushes now and then (RocksDB's memtable flush); the log can
+                        // then be trimmed.
+                        if let Some(n) = self.nodes.get_mut(&id) {
+                            if let (Some(store), Some(log)) = (n.store.as_ref(), n.log.as_mut()) {
+                                let _ = store.engine().flush();
+                                if let Ok(d) = store.engine().durable_decree() {
+                                    let _ = log.gc(d);
+                                }
+                            }
+                        }
+                    }
+                }
+                let t = self.now + TICK_MS;
+                self.at(t, Ev::Tick(id));
+            }
+            Ev::Beacon(id) => {
+                if let Some(until) = self.paused(id) {
+                    self.at(until, Ev::Beacon(id));
+                    return;
+                }
+                let up = self.nodes.get(&id).is_some_and(|n| n.up);
+                if up {
+                    let info = self
+                        .nodes
+                        .get(&id)
+                        .and_then(|n| n.replica.as_ref())
+                        .map(|r| ReplicaInfo {
+                            ballot: r.config().ballot,
+                            last_committed: r.last_committed(),
+                            last_prepared: r.last_prepared(),
+                        });
+                    let sent_local_ms = self.local_time(id);
+                    self.send(
+                        Addr::Node(id),
+                        Addr::Meta,
+                        Msg::Beacon {
+                            sent_local_ms,
+                            info,
+                        },
+                    );
+                }
+                let t = self.now + BEACON_MS;
+                self.at(t, Ev::Beacon(id));
+            }
+            Ev::FlushLog(id) => {
+                if let Some(until) = self.paused(id) {
+                    self.at(until, Ev::FlushLog(id));
+                    return;
+                }
+                let Some(n) = self.nodes.get_mut(&id) else {
+                    return;
+                };
+                n.flush_scheduled = false;
+                let Some(log) = n.log.as_mut() else { return };
+                let appended = n.appended;
+                match log.flush() {
+                    Ok(_) => self.deliver_to_node(id, Event::LogFlushed { appended }),
+                    Err(_) => self.deliver_to_node(id, Event::LocalError),
+                }
+            }
+            Ev::Deliver { from, to, msg } => match to {
+                Addr::Node(id) => {
+                    if let Some(until) = self.paused(id) {
+                        self.at(until, Ev::Deliver { from, to, msg });
+                        return;
+                    }
+                    if self.nodes.get(&id).is_some_and(|n| n.up) {
+                        self.on_node_message(id, from, *msg);
+                    }
+                }
+                Addr::Meta => self.on_meta_message(from, *msg),
+                Addr::Client(_) => {
+                    if let Msg::ClientReply {
+                        op,
+                        result,
+                        definite_failure,
+                    } = *msg
+                    {
+                        self.on_client_reply(op, result, definite_failure);
+                    }
+                }
+            },
+            Ev::MetaTick => {
+                self.meta_tick();
+                let t = self.now + META_TICK_MS;
+                self.at(t, Ev::MetaTick);
+            }
+            Ev::ClientNext(c) => self.client_next(c),
+            Ev::ClientTimeout(op) => {
+                if let Some(p) = self.pending.remove(&op) {
+                    self.report.unknown += 1;
+                    let t = self.now + 1;
+                    self.at(t, Ev::ClientNext(p.client));
+                }
+            }
+            Ev::Fault => self.inject_fault(),
+            Ev::Restart(id) => {
+                self.trace(|| format!("restart {id}"));
+                self.start_node(id);
+            }
+            Ev::Heal => {
+                self.partitioned.clear();
+            }
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        // Liveness: after healing, one primary and two secondaries.
+        if !self.meta_config.is_healthy() {
+            let c = self.meta_config.clone();
+            self.fail(format!("partition not healthy after healing: {c:?}"));
+        }
+        // Every acknowledged write is in the final state: read every key on the primary.
+        let primary = self.meta_config.primary;
+        let end = self.now + 1;
+        for key in 0..self.opts.keys {
+            let value = primary.and_then(|p| {
+                let local = self.local_time(p);
+                let node = self.nodes.get(&p)?;
+                let replica = node.replica.as_ref()?;
+                replica.can_read(local).ok()?;
+                let r = node.store.as_ref()?.get(&key_bytes(key));
+                Some(if r.error == 0 {
+                    parse_int(&r.value)
+                } else {
+                    None
+                })
+            });
+            match value {
+                Some(v) => self.history.push(Op {
+                    key,
+                    kind: OpKind::Get,
+                    invoke: end,
+                    complete: Some((end + 1, OpResult::Read(v))),
+                }),
+                None => {
+                    self.fail(format!("final read of key {key} could not be served"));
+                }
+            }
+        }
+        let history: Vec<Op> = self
+            .history
+            .iter()
+            .filter(|o| o.key != u64::MAX)
+            .cloned()
+            .collect();
+        match linearizable(&history, 2_000_000) {
+            Verdict::Linearizable => {}
+            Verdict::Violation(v) => {
+                let n = v.ops.len();
+                self.fail(format!(
+                    "history of key {} ({n} ops) is not linearizable",
+                    v.key
+                ));
+            }
+            Verdict::Unknown { key } => {
+                self.fail(format!("linearizability of key {key} undecided (budget)"))
+            }
+        }
+        self.report
+    }
+}
+
+/// Runs one seed.
+pub fn run_seed(opts: SimOptions) -> Report {
+    Sim::new(opts).run()
+}
