@@ -2,7 +2,8 @@
 //! core (`pegasus-replica`) over the in-memory storage engine and a crash-modelling file
 //! system, a meta server running the guardian logic (`pegasus-meta`), clients issuing get /
 //! set / check_and_set / incr, and faults: message drop and delay, partitions, crashes that
-//! lose unsynced data, pauses longer than the lease, and clock-rate skew.
+//! lose unsynced data, pauses longer than the lease, clock-rate skew, and duplicated and
+//! reordered deliveries (random delays reorder messages).
 //!
 //! One thread, one seeded RNG, virtual time: a seed is a complete, replayable run. Invariants
 //! are checked as the run goes (one committing primary per ballot, committed decrees never
@@ -346,6 +347,20 @@ impl Sim {
         } else {
             1
         };
+        // Duplicated delivery (a retransmission that raced the original) between servers. A
+        // client request is not duplicated: a retried non-idempotent write is a new write.
+        if self.faults_on && !is_client && self.rng.chance(self.drop_permille / 2) {
+            let again = self.now + self.rng.range(1, 40);
+            let copy = Box::new(msg.clone());
+            self.at(
+                again,
+                Ev::Deliver {
+                    from,
+                    to,
+                    msg: copy,
+                },
+            );
+        }
         self.at(
             self.now + delay,
             Ev::Deliver {
