@@ -103,6 +103,8 @@ pub struct Report {
     pub unknown: u64,
     /// Invariant violations (empty = pass).
     pub failures: Vec<String>,
+    /// Checkpoints installed by learners (learning that needed more than cache and log).
+    pub checkpoints_installed: u64,
     /// The event trace, when asked for.
     pub trace: Vec<String>,
 }
@@ -224,6 +226,33 @@ pub struct Sim {
     primary_of_ballot: BTreeMap<i64, NodeId>,
     report: Report,
     store_clock: ManualClock,
+    drop_rule: Option<DropRule>,
+}
+
+/// A message filter for scripted scenarios: `(from, to, kind) -> drop?`.
+pub type DropRule = Box<dyn FnMut(Option<NodeId>, Option<NodeId>, &'static str) -> bool>;
+
+fn kind_of(msg: &Msg) -> &'static str {
+    match msg {
+        Msg::Peer(p) => match p {
+            PeerMessage::Prepare { .. } => "Prepare",
+            PeerMessage::PrepareAck { .. } => "PrepareAck",
+            PeerMessage::GroupCheck { .. } => "GroupCheck",
+            PeerMessage::GroupCheckAck { .. } => "GroupCheckAck",
+            PeerMessage::AddLearner { .. } => "AddLearner",
+            PeerMessage::Learn { .. } => "Learn",
+            PeerMessage::LearnResponse { .. } => "LearnResponse",
+            PeerMessage::LearnCompleted { .. } => "LearnCompleted",
+        },
+        Msg::Beacon { .. } => "Beacon",
+        Msg::BeaconAck { .. } => "BeaconAck",
+        Msg::Config(_) => "Config",
+        Msg::Proposal { .. } => "Proposal",
+        Msg::ConfigRequest { .. } => "ConfigRequest",
+        Msg::ConfigRejected => "ConfigRejected",
+        Msg::ClientRequest { .. } => "ClientRequest",
+        Msg::ClientReply { .. } => "ClientReply",
+    }
 }
 
 fn key_bytes(key: u64) -> Bytes {
@@ -297,6 +326,7 @@ impl Sim {
             committed_content: BTreeMap::new(),
             primary_of_ballot: BTreeMap::new(),
             store_clock: ManualClock::new(0),
+            drop_rule: None,
         }
     }
 
@@ -338,6 +368,11 @@ impl Sim {
         let is_client = matches!(from, Addr::Client(_)) || matches!(to, Addr::Client(_));
         if cut && !is_client {
             return;
+        }
+        if let Some(rule) = self.drop_rule.as_mut() {
+            if rule(node_of(from), node_of(to), kind_of(&msg)) {
+                return;
+            }
         }
         if self.faults_on && self.rng.chance(self.drop_permille) {
             return;
@@ -418,6 +453,7 @@ impl Sim {
             return;
         };
         let before = (replica.status(), replica.config().ballot);
+        let was_error = before.0 == Status::Error;
         let desc = if self.opts.trace && !matches!(event, Event::Tick { .. }) {
             format!("{event:?}")
         } else {
@@ -435,6 +471,24 @@ impl Sim {
             }
         }
         self.run_actions(id, actions);
+        let now_error = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.replica.as_ref())
+            .is_some_and(|r| r.status() == Status::Error);
+        if now_error && !was_error {
+            // A replica in error is dropped and rebuilt empty: it re-learns from the primary.
+            self.trace(|| format!("{id} replica in error: rebuilding it"));
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.fs = MemFs::new();
+                n.disk = MemoryDisk::new();
+                n.replica = None;
+                n.store = None;
+                n.log = None;
+            }
+            let t = self.now + 500;
+            self.at(t, Ev::Restart(id));
+        }
     }
 
     fn run_actions(&mut self, id: NodeId, actions: Vec<Action>) {
@@ -517,6 +571,7 @@ impl Sim {
                 );
             }
             Action::InstallCheckpoint(cp) => {
+                self.report.checkpoints_installed += 1;
                 let Some(node) = self.nodes.get_mut(&id) else {
                     return;
                 };
@@ -996,6 +1051,14 @@ impl Sim {
 
     /// Runs to the end and checks everything.
     pub fn run(mut self) -> Report {
+        self.start();
+        let end = self.opts.fault_ms + self.opts.heal_ms + CLIENT_TIMEOUT_MS * 2;
+        self.run_until(end);
+        self.finish()
+    }
+
+    /// Schedules the nodes, meta, clients and (if enabled) faults. Called once.
+    pub fn start(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in &ids {
             self.start_node(*id);
@@ -1012,16 +1075,18 @@ impl Sim {
         if self.opts.faults {
             self.at(2_000, Ev::Fault);
         }
-        let end = self.opts.fault_ms + self.opts.heal_ms;
-        let mut final_phase = false;
-        while let Some(Reverse((t, _, idx))) = self.queue.pop() {
-            if t > end + CLIENT_TIMEOUT_MS * 2 {
+    }
+
+    /// Processes every event up to virtual time `t`.
+    pub fn run_until(&mut self, t: u64) {
+        while let Some(Reverse((at, _, idx))) = self.queue.peek().copied() {
+            if at > t {
                 break;
             }
-            self.now = t;
-            self.store_clock.set_micros(t * 1000);
-            if !final_phase && t >= self.opts.fault_ms {
-                final_phase = true;
+            self.queue.pop();
+            self.now = at;
+            self.store_clock.set_micros(at * 1000);
+            if self.faults_on && at >= self.opts.fault_ms {
                 self.faults_on = false;
                 self.partitioned.clear();
                 self.drop_permille = 0;
@@ -1031,7 +1096,72 @@ impl Sim {
             };
             self.step(ev);
         }
-        self.finish()
+        self.now = self.now.max(t);
+    }
+
+    /// Virtual time, ms.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Meta's configuration of the partition.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.meta_config
+    }
+
+    /// A node's replica status (None while it is down).
+    pub fn status_of(&self, node: NodeId) -> Option<Status> {
+        self.nodes
+            .get(&node)
+            .and_then(|n| n.replica.as_ref())
+            .map(Replica::status)
+    }
+
+    /// A node's committed decree.
+    pub fn committed_of(&self, node: NodeId) -> Option<Decree> {
+        self.nodes
+            .get(&node)
+            .and_then(|n| n.replica.as_ref())
+            .map(Replica::last_committed)
+    }
+
+    /// Drops every message for which `rule(from, to, kind)` is true (`None` is meta or a
+    /// client; `kind` is the message's name, e.g. `"Prepare"`).
+    pub fn set_drop_rule(&mut self, rule: Option<DropRule>) {
+        self.drop_rule = rule;
+    }
+
+    /// Makes a node's log writes and syncs fail (or work again).
+    pub fn fail_log_io(&mut self, node: NodeId, fail: bool) {
+        if let Some(n) = self.nodes.get(&node) {
+            n.fs.set_fail_io(fail);
+        }
+    }
+
+    /// Crashes a node now (unsynced log bytes are lost); it stays down until restarted.
+    pub fn crash(&mut self, node: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.up = false;
+            n.replica = None;
+            if let Some(store) = n.store.take() {
+                store.into_engine().crash();
+            }
+            n.log = None;
+            n.fs.crash(CrashMode::DropUnsynced);
+        }
+    }
+
+    /// Freezes a node (no events processed, clock still running) for `ms`.
+    pub fn pause(&mut self, node: NodeId, ms: u64) {
+        let until = self.now + ms;
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.paused_until = n.paused_until.max(until);
+        }
+    }
+
+    /// Restarts a crashed node now.
+    pub fn restart(&mut self, node: NodeId) {
+        self.start_node(node);
     }
 
     fn paused(&self, id: NodeId) -> Option<u64> {
@@ -1159,7 +1289,8 @@ impl Sim {
         }
     }
 
-    fn finish(mut self) -> Report {
+    /// Runs the final checks (liveness, final reads, linearizability) and reports.
+    pub fn finish(mut self) -> Report {
         // Liveness: after healing, one primary and two secondaries.
         if !self.meta_config.is_healthy() {
             let c = self.meta_config.clone();
