@@ -1291,9 +1291,11 @@ impl Replica {
             notified: false,
         });
         if let Some(cp) = checkpoint {
-            // Storage is replaced: everything we had is superseded.
-            self.log.clear();
-            self.logged.clear();
+            // Storage is replaced up to the checkpoint. Entries after it stay: prepares the
+            // primary sent us from our start decree may have arrived (and been acknowledged)
+            // before this response; the mutations below overwrite any stale ones.
+            self.log.retain(|d, _| *d > cp.decree);
+            self.logged.retain(|d| *d > cp.decree);
             self.committed = cp.decree;
             self.installing = true;
             out.push(Action::InstallCheckpoint(cp));

@@ -3,7 +3,12 @@
 //! invariant intact (one committing primary per ballot, committed decrees unchanged, a
 //! linearizable history including writes whose clients timed out).
 
-#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 use std::cell::Cell;
 use std::rc::Rc;
