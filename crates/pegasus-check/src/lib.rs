@@ -183,25 +183,8 @@ fn check_key(ops: &[&Op], budget: u64) -> Option<bool> {
         if steps > budget {
             return None;
         }
-        if cursor == n {
-            // Ran off the end without meeting a return: cannot happen while returns remain,
-            // but backtrack defensively.
-            let (pos, s) = stack.pop()?;
-            state = s;
-            let Entry::Call(i) = entries[pos] else {
-                return Some(false);
-            };
-            linearized[i / 64] &= !(1 << (i % 64));
-            if return_pos[i] != usize::MAX {
-                relink(&mut next, &mut prev, return_pos[i]);
-                returns_left += 1;
-            }
-            relink(&mut next, &mut prev, pos);
-            cursor = next[pos];
-            continue;
-        }
-        match entries[cursor] {
-            Entry::Call(i) => {
+        match entries.get(cursor).copied() {
+            Some(Entry::Call(i)) => {
                 let op = ops[i];
                 let (result, new_state) = step(state, op.kind);
                 let matches = op.complete.is_none_or(|(_, r)| r == result);
@@ -221,8 +204,9 @@ fn check_key(ops: &[&Op], budget: u64) -> Option<bool> {
                     cursor = next[cursor];
                 }
             }
-            Entry::Return(_) => {
-                // Some operation must have taken effect before this return: backtrack.
+            // A return of an operation not linearized yet (or the end of the list, which
+            // cannot be reached while returns remain): some earlier choice was wrong.
+            Some(Entry::Return(_)) | None => {
                 let Some((pos, s)) = stack.pop() else {
                     return Some(false);
                 };

@@ -143,25 +143,29 @@ pub enum PeerMessage {
         last_committed: Decree,
     },
     /// What the learner misses.
-    LearnResponse {
-        /// The learning round.
-        signature: u64,
-        /// The primary's configuration.
-        config: PartitionConfig,
-        /// A checkpoint to install first, when the learner is too far behind.
-        checkpoint: Option<Checkpoint>,
-        /// Mutations after the checkpoint (or after the learner's committed decree).
-        mutations: Vec<Mutation>,
-        /// The primary's committed decree: the learner commits up to it.
-        committed: Decree,
-        /// Try again later (the primary is behind the learner, or busy).
-        retry: bool,
-    },
+    LearnResponse(LearnResponse),
     /// The learner caught up.
     LearnCompleted {
         /// The learning round.
         signature: u64,
     },
+}
+
+/// The primary's answer to a learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnResponse {
+    /// The learning round.
+    pub signature: u64,
+    /// The primary's configuration.
+    pub config: PartitionConfig,
+    /// A checkpoint to install first, when the learner is too far behind.
+    pub checkpoint: Option<Checkpoint>,
+    /// Mutations after the checkpoint (or after the learner's committed decree).
+    pub mutations: Vec<Mutation>,
+    /// The primary's committed decree: the learner commits up to it.
+    pub committed: Decree,
+    /// Try again later (the primary does not hold what the learner committed yet).
+    pub retry: bool,
 }
 
 /// Inputs.
@@ -831,18 +835,7 @@ impl Replica {
                 signature,
                 last_committed,
             } => self.on_learn(from, signature, last_committed, out),
-            PeerMessage::LearnResponse {
-                signature,
-                config,
-                checkpoint,
-                mutations,
-                committed,
-                retry,
-            } => {
-                self.on_learn_response(
-                    from, signature, config, checkpoint, mutations, committed, retry, out,
-                );
-            }
+            PeerMessage::LearnResponse(r) => self.on_learn_response(from, r, out),
             PeerMessage::LearnCompleted { signature } => {
                 if self.status == Status::Primary
                     && self
@@ -1164,14 +1157,14 @@ impl Replica {
         }
         let retry = |me: &Self| Action::Send {
             to: from,
-            msg: PeerMessage::LearnResponse {
+            msg: PeerMessage::LearnResponse(LearnResponse {
                 signature,
                 config: me.config.clone(),
                 checkpoint: None,
                 mutations: Vec::new(),
                 committed: me.committed,
                 retry: true,
-            },
+            }),
         };
         if learner_committed > self.last_prepared() {
             // The learner committed decrees we do not even hold: we cannot be a correct
@@ -1241,29 +1234,26 @@ impl Replica {
         }
         out.push(Action::Send {
             to: learner,
-            msg: PeerMessage::LearnResponse {
+            msg: PeerMessage::LearnResponse(LearnResponse {
                 signature,
                 config: self.config.clone(),
                 checkpoint,
                 mutations,
                 committed: self.committed,
                 retry: false,
-            },
+            }),
         });
     }
 
-    #[allow(clippy::too_many_arguments, reason = "the fields of one message")]
-    fn on_learn_response(
-        &mut self,
-        from: NodeId,
-        signature: u64,
-        config: PartitionConfig,
-        checkpoint: Option<Checkpoint>,
-        mutations: Vec<Mutation>,
-        committed: Decree,
-        retry: bool,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_learn_response(&mut self, from: NodeId, r: LearnResponse, out: &mut Vec<Action>) {
+        let LearnResponse {
+            signature,
+            config,
+            checkpoint,
+            mutations,
+            committed,
+            retry,
+        } = r;
         if self.status != Status::PotentialSecondary
             || self
                 .learning

@@ -241,7 +241,7 @@ fn kind_of(msg: &Msg) -> &'static str {
             PeerMessage::GroupCheckAck { .. } => "GroupCheckAck",
             PeerMessage::AddLearner { .. } => "AddLearner",
             PeerMessage::Learn { .. } => "Learn",
-            PeerMessage::LearnResponse { .. } => "LearnResponse",
+            PeerMessage::LearnResponse(_) => "LearnResponse",
             PeerMessage::LearnCompleted { .. } => "LearnCompleted",
         },
         Msg::Beacon { .. } => "Beacon",
