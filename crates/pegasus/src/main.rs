@@ -72,6 +72,15 @@ struct SimArgs {
     /// Plant a bug the checks must catch: `reads-without-lease`.
     #[arg(long)]
     plant: Option<String>,
+    /// Replica nodes (three replicas of the partition are placed among them).
+    #[arg(long, default_value_t = 4)]
+    nodes: u64,
+    /// Registers the clients use.
+    #[arg(long, default_value_t = 3)]
+    keys: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 3)]
+    clients: u64,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +252,9 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             heal_ms: args.heal_ms,
             planted,
             trace: args.trace,
+            nodes: args.nodes,
+            keys: args.keys,
+            clients: args.clients,
             ..SimOptions::default()
         };
         let r = run_seed(opts);
