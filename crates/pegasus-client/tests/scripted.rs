@@ -518,3 +518,135 @@ async fn batch_writes_report_one_result_per_record() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(s.count(|r| matches!(r, Request::Rrdb(_))), 5);
 }
+
+#[tokio::test]
+async fn batch_get_sends_one_rpc_per_partition_and_keeps_request_order() {
+    let me = Arc::new(Mutex::new(None::<SocketAddr>));
+    let me2 = me.clone();
+    let s = serve(move |h, req| match req {
+        Request::Meta(_) => config(1, &[me2.lock().unwrap().unwrap(); 4]),
+        Request::Rrdb(RrdbRequest::BatchGet(b)) => {
+            // Every key of one RPC must belong to the partition it was sent to.
+            for k in &b.keys {
+                assert_eq!(crc64(&k.hash_key) % 4, h.partition_index as u64);
+            }
+            Action::Rrdb(RrdbResponse::BatchGet(BatchGetResponse {
+                error: 0,
+                data: b
+                    .keys
+                    .iter()
+                    .filter(|k| k.sort_key.as_ref() != b"missing")
+                    .map(|k| FullData {
+                        hash_key: k.hash_key.clone(),
+                        sort_key: k.sort_key.clone(),
+                        value: k.hash_key.clone(),
+                    })
+                    .collect(),
+                ..Default::default()
+            }))
+        }
+        _ => Action::Error(ErrorCode::HandlerNotFound),
+    })
+    .await;
+    *me.lock().unwrap() = Some(s.addr);
+    let table = client(&[s.addr], 2000).open_table("t").await.unwrap();
+    let hks: Vec<String> = (0..12).map(|i| format!("user{i}")).collect();
+    let mut keys: Vec<(&[u8], &[u8])> = hks.iter().map(|h| (h.as_bytes(), &b"s"[..])).collect();
+    keys.push((b"user3", b"missing"));
+    let got = table.batch_get(&keys).await.unwrap();
+    assert_eq!(got.len(), 13);
+    for (i, h) in hks.iter().enumerate() {
+        assert_eq!(got[i].as_deref(), Some(h.as_bytes()));
+    }
+    assert_eq!(got[12], None);
+    let partitions: std::collections::BTreeSet<u64> =
+        hks.iter().map(|h| crc64(h.as_bytes()) % 4).collect();
+    assert_eq!(
+        s.count(|r| matches!(r, Request::Rrdb(RrdbRequest::BatchGet(_)))),
+        partitions.len()
+    );
+}
+
+#[tokio::test]
+async fn del_range_scans_keys_only_and_deletes_them_in_batches_of_100() {
+    let me = Arc::new(Mutex::new(None::<SocketAddr>));
+    let me2 = me.clone();
+    let s = serve(move |_, req| match req {
+        Request::Meta(_) => config(1, &[me2.lock().unwrap().unwrap()]),
+        Request::Rrdb(RrdbRequest::GetScanner(g)) => {
+            assert!(g.no_value);
+            let names: Vec<String> = (0..250).map(|i| format!("{i:03}")).collect();
+            let refs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+            scan_reply(&refs, -1)
+        }
+        Request::Rrdb(RrdbRequest::MultiRemove(m)) => {
+            assert!(m.sort_keys.len() <= 100);
+            Action::Rrdb(RrdbResponse::MultiRemove(MultiRemoveResponse {
+                error: 0,
+                count: m.sort_keys.len() as i64,
+                ..Default::default()
+            }))
+        }
+        _ => Action::Error(ErrorCode::HandlerNotFound),
+    })
+    .await;
+    *me.lock().unwrap() = Some(s.addr);
+    let table = client(&[s.addr], 2000).open_table("t").await.unwrap();
+    assert_eq!(table.del_range(b"hk", b"", b"").await.unwrap(), 250);
+    assert_eq!(
+        s.count(|r| matches!(r, Request::Rrdb(RrdbRequest::MultiRemove(_)))),
+        3
+    );
+}
+
+#[tokio::test]
+async fn check_and_set_reports_success_failure_and_the_checked_value() {
+    let me = Arc::new(Mutex::new(None::<SocketAddr>));
+    let me2 = me.clone();
+    let s = serve(move |_, req| match req {
+        Request::Meta(_) => config(1, &[me2.lock().unwrap().unwrap()]),
+        Request::Rrdb(RrdbRequest::CheckAndSet(c)) => {
+            let passed = c.check_operand.as_ref() == b"old";
+            Action::Rrdb(RrdbResponse::CheckAndSet(CheckAndSetResponse {
+                error: if passed { 0 } else { 13 },
+                check_value_returned: c.return_check_value,
+                check_value_exist: true,
+                check_value: Bytes::from_static(b"old"),
+                ..Default::default()
+            }))
+        }
+        _ => Action::Error(ErrorCode::HandlerNotFound),
+    })
+    .await;
+    *me.lock().unwrap() = Some(s.addr);
+    let table = client(&[s.addr], 2000).open_table("t").await.unwrap();
+    let opts = pegasus_client::CheckAndSetOptions {
+        return_check_value: true,
+        ..Default::default()
+    };
+    let ok = table
+        .check_and_set(
+            b"h",
+            b"s",
+            CasCheckType::ValueBytesEqual,
+            b"old",
+            b"new",
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(ok.set_succeed);
+    assert_eq!(ok.check_value.as_deref(), Some(&b"old"[..]));
+    let no = table
+        .check_and_set(
+            b"h",
+            b"s",
+            CasCheckType::ValueBytesEqual,
+            b"other",
+            b"new",
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(!no.set_succeed);
+}
