@@ -209,6 +209,8 @@ pub enum Event {
     ConfigRejected,
     /// Meta acknowledged a beacon sent at `sent_ms`: this node may serve until `until_ms`.
     Lease {
+        /// When (local clock) the acknowledged beacon was sent.
+        sent_ms: u64,
         /// Lease deadline.
         until_ms: u64,
     },
@@ -340,6 +342,11 @@ pub struct Replica {
     learning: Option<Learning>,
     /// Potential secondary: waiting for a checkpoint install.
     installing: bool,
+    /// Created empty (a new or rebuilt replica): it holds no history, so it must never
+    /// become primary of a partition that has one (ballot > 0) before it learns.
+    fresh: bool,
+    /// The largest ballot of any mutation this replica holds or logged.
+    data_ballot: Ballot,
 }
 
 impl Replica {
@@ -354,9 +361,8 @@ impl Replica {
         committed: Decree,
         logged: Vec<Mutation>,
     ) -> Self {
-        config.ballot = config
-            .ballot
-            .max(logged.iter().map(|m| m.ballot).max().unwrap_or(0));
+        let data_ballot = logged.iter().map(|m| m.ballot).max().unwrap_or(0);
+        config.ballot = config.ballot.max(data_ballot);
         let mut log = BTreeMap::new();
         let mut durable = BTreeSet::new();
         for m in logged.into_iter().filter(|m| m.decree > committed) {
@@ -385,7 +391,21 @@ impl Replica {
             config_request: None,
             learning: None,
             installing: false,
+            fresh: false,
+            data_ballot,
         }
+    }
+
+    /// Marks a replica the runtime just created empty (no directory before): it may become
+    /// primary only of a partition that never had members, and otherwise must learn first.
+    pub fn mark_fresh(&mut self) {
+        self.fresh = true;
+    }
+
+    /// The largest ballot among the mutations this replica holds: what it reports to meta for
+    /// the all-dead rule (never the configuration ballot it merely adopted).
+    pub fn data_ballot(&self) -> Ballot {
+        self.data_ballot
     }
 
     /// Current role.
@@ -451,7 +471,13 @@ impl Replica {
             Event::ConfigRejected => {
                 self.config_request = None;
             }
-            Event::Lease { until_ms } => {
+            Event::Lease { sent_ms, until_ms } => {
+                if self.status == Status::Primary && self.lease_until_ms <= sent_ms {
+                    // The lease had lapsed before this beacon was sent: meta may have chosen
+                    // another primary meanwhile. Step down before taking a new lease.
+                    self.status = Status::Inactive;
+                    self.abort_writes(&mut out);
+                }
                 self.lease_until_ms = self.lease_until_ms.max(until_ms);
             }
             Event::LearnStateReady {
@@ -563,6 +589,15 @@ impl Replica {
     /// A member failed to answer: ask meta to remove it (a learner is just dropped).
     fn remote_failure(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.group_check_waiting.remove(&node);
+        if self
+            .config_request
+            .as_ref()
+            .is_some_and(|r| r.0 == ConfigType::UpgradeToSecondary && r.1 == node)
+        {
+            // Its upgrade is in flight: dropping it from the acknowledgements now would let
+            // decrees commit that it never gets once meta makes it a secondary.
+            return;
+        }
         if self.learners.remove(&node).is_some() {
             for p in self.pending.values_mut() {
                 p.acks.remove(&node);
@@ -636,6 +671,7 @@ impl Replica {
 
     /// Records `m` as this decree's mutation and asks the runtime to log it.
     fn append(&mut self, m: Mutation, out: &mut Vec<Action>) {
+        self.data_ballot = self.data_ballot.max(m.ballot);
         self.appended += 1;
         self.unflushed
             .push_back((self.appended, m.decree, m.ballot));
@@ -691,6 +727,10 @@ impl Replica {
         }
         if !ok {
             self.remote_failure(from, out);
+            return;
+        }
+        if ballot != self.config.ballot {
+            // An acknowledgement of an older proposal of this decree: not ours.
             return;
         }
         if let Some(p) = self.pending.get_mut(&decree) {
@@ -771,16 +811,24 @@ impl Replica {
             Status::Primary => self.try_commit(out),
             Status::Secondary | Status::PotentialSecondary => {
                 // Acknowledge every prepare that just became durable.
+                // Only entries proposed under the current ballot are acknowledged, with that
+                // ballot: an older primary's entry logged late must never count as an
+                // acknowledgement of a newer primary's different mutation at the same decree.
                 if let Some(primary) = self.config.primary {
                     for d in newly {
-                        out.push(Action::Send {
-                            to: primary,
-                            msg: PeerMessage::PrepareAck {
-                                ballot: self.config.ballot,
-                                decree: d,
-                                ok: true,
-                            },
-                        });
+                        let Some(ballot) = self.log.get(&d).map(|m| m.ballot) else {
+                            continue;
+                        };
+                        if ballot == self.config.ballot {
+                            out.push(Action::Send {
+                                to: primary,
+                                msg: PeerMessage::PrepareAck {
+                                    ballot,
+                                    decree: d,
+                                    ok: true,
+                                },
+                            });
+                        }
                     }
                 }
                 // A learner commits nothing before the primary's learn response has replaced
@@ -940,9 +988,14 @@ impl Replica {
             });
             return;
         }
-        let ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
+        let mut ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
         if self.status == Status::Secondary {
             self.commit_to(last_committed, out);
+            if last_committed > self.committed && !self.logged.contains(&(self.committed + 1)) {
+                // A gap: the primary committed a decree we never got. We cannot catch up by
+                // prepares; be removed and re-learn.
+                ok = false;
+            }
         }
         out.push(Action::Send {
             to: from,
@@ -983,7 +1036,15 @@ impl Replica {
             }
             if requested || was == Status::Primary {
                 self.status = Status::Primary;
+                self.fresh = false;
                 self.become_primary(out);
+            } else if self.fresh && self.config.ballot > 0 {
+                // Listed as primary but holding nothing (rebuilt empty): have meta remove us.
+                self.status = Status::Inactive;
+                let mut next = self.config.clone();
+                next.primary = None;
+                next.ballot += 1;
+                self.request_config(ConfigType::DowngradeToInactive, self.me, next, out);
             } else {
                 // Meta still lists us as primary from before a restart: our log may lack what
                 // we proposed then, so serve only under a new ballot.
@@ -1004,6 +1065,7 @@ impl Replica {
             if caught_up {
                 self.status = Status::Secondary;
                 self.learning = None;
+                self.fresh = false;
             } else {
                 self.status = Status::Inactive;
             }
@@ -1066,7 +1128,7 @@ impl Replica {
         next.ballot += 1;
         match kind {
             ConfigType::AssignPrimary | ConfigType::UpgradeToPrimary if node == self.me => {
-                if self.config.primary.is_some() {
+                if self.config.primary.is_some() || (self.fresh && self.config.ballot > 0) {
                     return;
                 }
                 next.secondaries.retain(|n| *n != node);
@@ -1078,15 +1140,23 @@ impl Replica {
                 if self.config.is_member(node) {
                     return;
                 }
-                let signature = self.next_signature;
-                self.next_signature += 1;
-                self.learners.insert(
-                    node,
-                    Learner {
-                        signature,
-                        prepare_start: None,
-                    },
-                );
+                // Meta repeats its proposal until the node is a member: keep the round that
+                // is already running (re-inviting in case the invitation was lost).
+                let signature = match self.learners.get(&node) {
+                    Some(l) => l.signature,
+                    None => {
+                        let signature = self.next_signature;
+                        self.next_signature += 1;
+                        self.learners.insert(
+                            node,
+                            Learner {
+                                signature,
+                                prepare_start: None,
+                            },
+                        );
+                        signature
+                    }
+                };
                 out.push(Action::Send {
                     to: node,
                     msg: PeerMessage::AddLearner {
@@ -1121,6 +1191,21 @@ impl Replica {
             || config.primary != Some(from)
             || config.is_member(self.me)
         {
+            return;
+        }
+        let same_round = self.status == Status::PotentialSecondary
+            && self
+                .learning
+                .is_some_and(|l| l.signature == signature && l.primary == from);
+        if same_round && self.learning.is_some_and(|l| l.target.is_some()) {
+            // A repeated invitation for a round already answered: if we finished, the primary
+            // may have lost our completion (or meta refused the upgrade): say it again.
+            if self.learning.is_some_and(|l| l.notified) {
+                out.push(Action::Send {
+                    to: from,
+                    msg: PeerMessage::LearnCompleted { signature },
+                });
+            }
             return;
         }
         self.config = config;
@@ -1261,6 +1346,10 @@ impl Replica {
         {
             return;
         }
+        if self.learning.is_some_and(|l| l.target.is_some()) {
+            // A duplicate of a response already applied.
+            return;
+        }
         if config.ballot > self.config.ballot {
             self.config = config;
         }
@@ -1336,5 +1425,174 @@ impl Replica {
                 ..l
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pegasus_core::ids::Gpid;
+
+    const ME: NodeId = NodeId(1);
+    const S: NodeId = NodeId(2);
+
+    fn config(ballot: Ballot, secondaries: &[NodeId]) -> PartitionConfig {
+        PartitionConfig {
+            gpid: Gpid::new(1, 0),
+            ballot,
+            max_replica_count: 3,
+            primary: Some(ME),
+            secondaries: secondaries.to_vec(),
+            ..PartitionConfig::default()
+        }
+    }
+
+    /// A primary at ballot 2 with secondary S.
+    fn primary() -> Replica {
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            PartitionConfig::default(),
+            0,
+            Vec::new(),
+        );
+        r.mark_fresh();
+        // The node holds a lease from its beacons before meta gives it any role.
+        r.handle(Event::Lease {
+            sent_ms: 0,
+            until_ms: 1_000,
+        });
+        let out = r.handle(Event::Proposal {
+            kind: ConfigType::AssignPrimary,
+            node: ME,
+        });
+        assert!(matches!(
+            out.as_slice(),
+            [Action::RequestConfig {
+                kind: ConfigType::AssignPrimary,
+                ..
+            }]
+        ));
+        r.handle(Event::Config(config(1, &[])));
+        assert_eq!(r.status(), Status::Primary);
+        r.handle(Event::Config(config(2, &[S])));
+        assert_eq!(r.status(), Status::Primary);
+        r
+    }
+
+    fn commits(actions: &[Action]) -> Vec<Decree> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Commit { mutation, .. } => Some(mutation.decree),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_acknowledgement_for_an_older_ballot_does_not_count() {
+        let mut r = primary();
+        r.handle(Event::ClientWrite {
+            id: 7,
+            update: Bytes::from_static(b"w"),
+        });
+        r.handle(Event::LogFlushed { appended: 1 });
+        let out = r.handle(Event::Message {
+            from: S,
+            msg: PeerMessage::PrepareAck {
+                ballot: 1,
+                decree: 1,
+                ok: true,
+            },
+        });
+        assert!(
+            commits(&out).is_empty(),
+            "an older proposal's ack must not commit decree 1"
+        );
+        let out = r.handle(Event::Message {
+            from: S,
+            msg: PeerMessage::PrepareAck {
+                ballot: 2,
+                decree: 1,
+                ok: true,
+            },
+        });
+        assert_eq!(commits(&out), vec![1]);
+    }
+
+    #[test]
+    fn a_primary_whose_lease_lapsed_steps_down_before_renewing_it() {
+        let mut r = primary();
+        r.handle(Event::Lease {
+            sent_ms: 500,
+            until_ms: 2_000,
+        });
+        assert_eq!(r.status(), Status::Primary, "renewed before it lapsed");
+        assert!(r.can_read(1_000).is_ok());
+        assert!(r.can_read(2_000).is_err(), "no reads at or past the lease");
+        // Paused past the lease: a beacon sent after it lapsed is acknowledged.
+        r.handle(Event::Lease {
+            sent_ms: 5_000,
+            until_ms: 7_000,
+        });
+        assert_eq!(r.status(), Status::Inactive);
+        assert!(r.can_read(5_500).is_err());
+    }
+
+    #[test]
+    fn a_fresh_replica_never_becomes_primary_of_a_partition_with_history() {
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            PartitionConfig::default(),
+            0,
+            Vec::new(),
+        );
+        r.mark_fresh();
+        r.handle(Event::Config(PartitionConfig {
+            primary: None,
+            secondaries: vec![ME],
+            ..config(5, &[])
+        }));
+        let out = r.handle(Event::Proposal {
+            kind: ConfigType::UpgradeToPrimary,
+            node: ME,
+        });
+        assert!(out.is_empty(), "{out:?}");
+        // Listed as primary (e.g. before it was rebuilt): it asks to be removed instead.
+        let out = r.handle(Event::Config(config(6, &[S])));
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Action::RequestConfig {
+                    kind: ConfigType::DowngradeToInactive,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert_eq!(r.status(), Status::Inactive);
+    }
+
+    #[test]
+    fn messages_in_error_state_change_nothing_and_never_panic() {
+        let mut r = primary();
+        r.handle(Event::LocalError);
+        assert_eq!(r.status(), Status::Error);
+        let out = r.handle(Event::ClientWrite {
+            id: 1,
+            update: Bytes::new(),
+        });
+        assert!(matches!(
+            out.as_slice(),
+            [Action::Refuse {
+                reason: Refusal::NotPrimary,
+                ..
+            }]
+        ));
+        let out = r.handle(Event::Config(config(9, &[S])));
+        assert!(out.is_empty());
+        assert_eq!(r.status(), Status::Error);
     }
 }

@@ -412,6 +412,11 @@ impl Sim {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
+        // A node without a log directory is a new (or rebuilt) replica.
+        let fresh = node
+            .fs
+            .list(Path::new("/plog"))
+            .map_or(true, |v| v.is_empty());
         let fs: Arc<dyn FileSystem> = Arc::new(node.fs.clone());
         let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
         let engine = MemoryEngine::open(node.disk.clone(), clock.clone());
@@ -429,13 +434,16 @@ impl Sim {
                 return self.start_node(id);
             }
         };
-        let replica = Replica::new(
+        let mut replica = Replica::new(
             id,
             ReplicaOptions::default(),
             PartitionConfig::default(),
             committed,
             replayed,
         );
+        if fresh {
+            replica.mark_fresh();
+        }
         node.replica = Some(replica);
         node.store = Some(store);
         node.log = log;
@@ -685,6 +693,7 @@ impl Sim {
                 self.deliver_to_node(
                     id,
                     Event::Lease {
+                        sent_ms: sent_local_ms,
                         until_ms: sent_local_ms + LEASE_MS,
                     },
                 );
@@ -1210,7 +1219,7 @@ impl Sim {
                         .get(&id)
                         .and_then(|n| n.replica.as_ref())
                         .map(|r| ReplicaInfo {
-                            ballot: r.config().ballot,
+                            ballot: r.data_ballot(),
                             last_committed: r.last_committed(),
                             last_prepared: r.last_prepared(),
                         });
