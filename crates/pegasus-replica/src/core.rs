@@ -1447,8 +1447,8 @@ mod tests {
         }
     }
 
-    /// A primary at ballot 2 with secondary S.
-    fn primary() -> Replica {
+    /// A replica created on a node with no data for the partition.
+    fn fresh() -> Replica {
         let mut r = Replica::new(
             ME,
             ReplicaOptions::default(),
@@ -1457,6 +1457,12 @@ mod tests {
             Vec::new(),
         );
         r.mark_fresh();
+        r
+    }
+
+    /// A primary at ballot 2 with secondary S.
+    fn primary() -> Replica {
+        let mut r = fresh();
         // The node holds a lease from its beacons before meta gives it any role.
         r.handle(Event::Lease {
             sent_ms: 0,
@@ -1542,14 +1548,7 @@ mod tests {
 
     #[test]
     fn a_fresh_replica_never_becomes_primary_of_a_partition_with_history() {
-        let mut r = Replica::new(
-            ME,
-            ReplicaOptions::default(),
-            PartitionConfig::default(),
-            0,
-            Vec::new(),
-        );
-        r.mark_fresh();
+        let mut r = fresh();
         r.handle(Event::Config(PartitionConfig {
             primary: None,
             secondaries: vec![ME],
