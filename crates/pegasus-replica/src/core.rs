@@ -213,6 +213,9 @@ pub enum Event {
         sent_ms: u64,
         /// Lease deadline.
         until_ms: u64,
+        /// Local clock now. After a pause the acknowledgement may be handled before any
+        /// tick noticed that the old lease ran out.
+        now_ms: u64,
     },
     /// The runtime prepared what a learner asked for (checkpoint and/or logged mutations).
     LearnStateReady {
@@ -471,10 +474,15 @@ impl Replica {
             Event::ConfigRejected => {
                 self.config_request = None;
             }
-            Event::Lease { sent_ms, until_ms } => {
-                if self.status == Status::Primary && self.lease_until_ms <= sent_ms {
-                    // The lease had lapsed before this beacon was sent: meta may have chosen
-                    // another primary meanwhile. Step down before taking a new lease.
+            Event::Lease {
+                sent_ms,
+                until_ms,
+                now_ms,
+            } => {
+                if self.status == Status::Primary && self.lease_until_ms <= sent_ms.max(now_ms) {
+                    // The lease lapsed before this beacon was sent, or before this
+                    // acknowledgement arrived: meta may have chosen another primary
+                    // meanwhile. Step down before taking a new lease.
                     self.status = Status::Inactive;
                     self.abort_writes(&mut out);
                 }
@@ -1467,6 +1475,7 @@ mod tests {
         r.handle(Event::Lease {
             sent_ms: 0,
             until_ms: 1_000,
+            now_ms: 10,
         });
         let out = r.handle(Event::Proposal {
             kind: ConfigType::AssignPrimary,
@@ -1533,6 +1542,7 @@ mod tests {
         r.handle(Event::Lease {
             sent_ms: 500,
             until_ms: 2_000,
+            now_ms: 510,
         });
         assert_eq!(r.status(), Status::Primary, "renewed before it lapsed");
         assert!(r.can_read(1_000).is_ok());
@@ -1541,9 +1551,24 @@ mod tests {
         r.handle(Event::Lease {
             sent_ms: 5_000,
             until_ms: 7_000,
+            now_ms: 5_010,
         });
         assert_eq!(r.status(), Status::Inactive);
         assert!(r.can_read(5_500).is_err());
+    }
+
+    #[test]
+    fn a_primary_resuming_from_a_pause_steps_down_even_if_its_last_beacon_was_timely() {
+        let mut r = primary();
+        // The beacon left while the lease held, but the node paused before any tick noticed
+        // the lapse; meta may have failed it over before acknowledging.
+        r.handle(Event::Lease {
+            sent_ms: 900,
+            until_ms: 2_900,
+            now_ms: 4_000,
+        });
+        assert_eq!(r.status(), Status::Inactive);
+        assert!(r.can_read(2_000).is_err());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! core (`pegasus-replica`) over the in-memory storage engine and a crash-modelling file
 //! system, a meta server running the guardian logic (`pegasus-meta`), clients issuing get /
 //! set / check_and_set / incr, and faults: message drop and delay, partitions, crashes that
-//! lose unsynced data, pauses longer than the lease, clock-rate skew, and duplicated and
-//! reordered deliveries (random delays reorder messages).
+//! lose unsynced data, pauses longer than the lease, clock-rate skew, duplicated and
+//! reordered deliveries (random delays reorder messages), and messages that sat in a buffer
+//! through a partition and arrive seconds later. Clients route by a cached configuration and
+//! ask meta again only after an error or a timeout; meta piggybacks the configuration on
+//! only some beacon acknowledgements, as Pegasus's periodic config sync does.
 //!
 //! One thread, one seeded RNG, virtual time: a seed is a complete, replayable run. Invariants
 //! are checked as the run goes (one committing primary per ballot, committed decrees never
@@ -212,6 +215,8 @@ pub struct Sim {
     nodes: BTreeMap<NodeId, Node>,
     meta_config: PartitionConfig,
     meta_last_beacon: BTreeMap<NodeId, u64>,
+    /// Each client's cached idea of the primary.
+    client_routes: BTreeMap<u64, NodeId>,
     meta_dead: BTreeSet<NodeId>,
     meta_drop_times: BTreeMap<NodeId, u64>,
     meta_info: BTreeMap<NodeId, ReplicaInfo>,
@@ -313,6 +318,7 @@ impl Sim {
             nodes,
             meta_config,
             meta_last_beacon: BTreeMap::new(),
+            client_routes: BTreeMap::new(),
             meta_dead: BTreeSet::new(),
             meta_drop_times: BTreeMap::new(),
             meta_info: BTreeMap::new(),
@@ -367,6 +373,19 @@ impl Sim {
             .any(|n| self.partitioned.contains(&n));
         let is_client = matches!(from, Addr::Client(_)) || matches!(to, Addr::Client(_));
         if cut && !is_client {
+            // Most messages across a cut are lost; some sat in a socket buffer and arrive
+            // late, after meta may have acted on the silence (TCP after the link heals).
+            if self.rng.chance(250) {
+                let late = self.now + self.rng.range(GRACE_MS / 2, 2 * GRACE_MS);
+                self.at(
+                    late,
+                    Ev::Deliver {
+                        from,
+                        to,
+                        msg: Box::new(msg),
+                    },
+                );
+            }
             return;
         }
         if let Some(rule) = self.drop_rule.as_mut() {
@@ -377,7 +396,11 @@ impl Sim {
         if self.faults_on && self.rng.chance(self.drop_permille) {
             return;
         }
-        let delay = if self.faults_on {
+        let delay = if self.faults_on && !is_client && self.rng.chance(self.drop_permille / 10) {
+            // A message that sat in a socket buffer through a partition and arrives after
+            // meta has acted on the silence (a TCP retransmission after the link heals).
+            self.rng.range(GRACE_MS / 2, 2 * GRACE_MS)
+        } else if self.faults_on {
             self.rng.range(1, 20)
         } else {
             1
@@ -695,6 +718,7 @@ impl Sim {
                     Event::Lease {
                         sent_ms: sent_local_ms,
                         until_ms: sent_local_ms + LEASE_MS,
+                        now_ms: self.local_time(id),
                     },
                 );
             }
@@ -802,8 +826,12 @@ impl Sim {
                     Addr::Node(node),
                     Msg::BeaconAck { sent_local_ms },
                 );
-                let c = self.meta_config.clone();
-                self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                // Config sync rides on some beacons only (Pegasus syncs every 30 s), so a
+                // node cannot rely on hearing its new role together with its lease.
+                if self.rng.chance(200) {
+                    let c = self.meta_config.clone();
+                    self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                }
             }
             Msg::ConfigRequest {
                 kind,
@@ -952,7 +980,16 @@ impl Sim {
             OpKind::Get => ClientOp::Get(key),
             k => ClientOp::Write(key, k),
         };
-        match self.meta_config.primary {
+        // Like a real client, route by a cached configuration and ask meta again only
+        // after an error or a timeout: a deposed primary may still be asked.
+        let target = match self.client_routes.get(&client) {
+            Some(p) => Some(*p),
+            None => self.meta_config.primary,
+        };
+        if let Some(p) = target {
+            self.client_routes.insert(client, p);
+        }
+        match target {
             Some(p) => self.send(
                 Addr::Client(client),
                 Addr::Node(p),
@@ -990,12 +1027,16 @@ impl Sim {
                 }
             }
             None if definite_failure => {
+                self.client_routes.remove(&p.client);
                 // Definitely not applied: not part of the history.
                 if let Some(h) = self.history.get_mut(p.index) {
                     h.key = u64::MAX;
                 }
             }
-            None => self.report.unknown += 1,
+            None => {
+                self.client_routes.remove(&p.client);
+                self.report.unknown += 1;
+            }
         }
         let t = self.now + self.rng.range(1, 30);
         self.at(t, Ev::ClientNext(p.client));
@@ -1282,6 +1323,7 @@ impl Sim {
             Ev::ClientNext(c) => self.client_next(c),
             Ev::ClientTimeout(op) => {
                 if let Some(p) = self.pending.remove(&op) {
+                    self.client_routes.remove(&p.client);
                     self.report.unknown += 1;
                     let t = self.now + 1;
                     self.at(t, Ev::ClientNext(p.client));
