@@ -1097,6 +1097,9 @@ impl Replica {
             .collect();
         self.learners.clear();
         self.group_check_waiting.clear();
+        // Learning signatures start afresh for every primary term and embed its ballot: a
+        // restarted primary must never reuse a signature a learner remembers as finished.
+        self.next_signature = (u64::try_from(self.config.ballot).unwrap_or(0) << 32) + 1;
         let last = self.last_prepared();
         self.read_barrier = last;
         self.last_group_check_ms = 0;
@@ -1569,6 +1572,58 @@ mod tests {
         });
         assert_eq!(r.status(), Status::Inactive);
         assert!(r.can_read(2_000).is_err());
+    }
+
+    /// The signature of the learning round `r` starts for a new node.
+    fn learner_signature(r: &mut Replica) -> u64 {
+        let out = r.handle(Event::Proposal {
+            kind: ConfigType::AddSecondary,
+            node: NodeId(9),
+        });
+        let signatures: Vec<u64> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    msg: PeerMessage::AddLearner { signature, .. },
+                    ..
+                } => Some(*signature),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(signatures.len(), 1, "{out:?}");
+        signatures.first().copied().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_restarted_primary_never_reuses_a_learning_signature() {
+        let first = learner_signature(&mut primary());
+        // The same node after a restart, made primary again at a higher ballot.
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            config(2, &[S]),
+            0,
+            Vec::new(),
+        );
+        // Meta still lists it as primary: it asks meta to bump the ballot before leading.
+        let out = r.handle(Event::Config(config(3, &[S])));
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                Action::RequestConfig {
+                    kind: ConfigType::PrimaryForceUpdateBallot,
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
+        r.handle(Event::Config(config(4, &[S])));
+        assert_eq!(r.status(), Status::Primary);
+        let second = learner_signature(&mut r);
+        assert_ne!(
+            first, second,
+            "a learner that finished round {first} must not take it for the new one"
+        );
     }
 
     #[test]
