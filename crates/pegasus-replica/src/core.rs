@@ -1236,6 +1236,15 @@ impl Replica {
         });
     }
 
+    /// Whether we are primary and `signature` is the round we run with `learner`.
+    fn is_current_learning_round(&self, learner: NodeId, signature: u64) -> bool {
+        self.status == Status::Primary
+            && self
+                .learners
+                .get(&learner)
+                .is_some_and(|l| l.signature == signature)
+    }
+
     fn on_learn(
         &mut self,
         from: NodeId,
@@ -1243,12 +1252,7 @@ impl Replica {
         learner_committed: Decree,
         out: &mut Vec<Action>,
     ) {
-        if self.status != Status::Primary
-            || self
-                .learners
-                .get(&from)
-                .is_none_or(|l| l.signature != signature)
-        {
+        if !self.is_current_learning_round(from, signature) {
             return;
         }
         let retry = |me: &Self| Action::Send {
@@ -1293,12 +1297,7 @@ impl Replica {
         mutations: Vec<Mutation>,
         out: &mut Vec<Action>,
     ) {
-        if self.status != Status::Primary
-            || self
-                .learners
-                .get(&learner)
-                .is_none_or(|l| l.signature != signature)
-        {
+        if !self.is_current_learning_round(learner, signature) {
             return;
         }
         self.send_learn_response(learner, signature, checkpoint, mutations, out);

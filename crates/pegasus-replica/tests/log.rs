@@ -34,6 +34,15 @@ fn open(
     MutationLog::open(fs.clone(), Path::new("/plog"), opts).map(|(l, ms, _)| (l, ms))
 }
 
+/// Writes decrees 1..=n at ballot 1 in one flush (fsynced by default) and closes the log.
+fn write_flushed(fs: &Arc<dyn FileSystem>, n: i64) {
+    let (mut log, _) = open(fs, LogOptions::default()).unwrap();
+    for d in 1..=n {
+        log.append(&m(d, 1));
+    }
+    log.flush().unwrap();
+}
+
 fn mem() -> (MemFs, Arc<dyn FileSystem>) {
     let fs = MemFs::new();
     let dyn_fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
@@ -77,12 +86,7 @@ fn crash_after_fsync_loses_nothing() {
 #[test]
 fn crash_before_fsync_loses_only_unsynced_mutations() {
     let (memfs, fs) = mem();
-    let (mut log, _) = open(&fs, LogOptions::default()).unwrap();
-    for d in 1..=3 {
-        log.append(&m(d, 1));
-    }
-    log.flush().unwrap();
-    drop(log);
+    write_flushed(&fs, 3);
     // Pegasus's no-sync mode: flushed but never fsynced.
     let nosync = LogOptions {
         sync: false,
@@ -105,12 +109,7 @@ fn crash_before_fsync_loses_only_unsynced_mutations() {
 #[test]
 fn torn_tail_is_cut_and_the_log_keeps_working() {
     let (memfs, fs) = mem();
-    let (mut log, _) = open(&fs, LogOptions::default()).unwrap();
-    for d in 1..=3 {
-        log.append(&m(d, 1));
-    }
-    log.flush().unwrap();
-    drop(log);
+    write_flushed(&fs, 3);
     let (mut log, _) = open(
         &fs,
         LogOptions {
@@ -144,12 +143,7 @@ fn torn_tail_is_cut_and_the_log_keeps_working() {
 #[test]
 fn corruption_in_the_middle_is_reported_not_repaired() {
     let (memfs, fs) = mem();
-    let (mut log, _) = open(&fs, LogOptions::default()).unwrap();
-    for d in 1..=5 {
-        log.append(&m(d, 1));
-    }
-    log.flush().unwrap();
-    drop(log);
+    write_flushed(&fs, 5);
     // Flip a byte inside the second record's payload.
     assert!(memfs.corrupt_byte(Path::new("/plog/log.1"), 28 + 50 + 20));
     let err = open(&fs, LogOptions::default()).unwrap_err();

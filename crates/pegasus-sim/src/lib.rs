@@ -377,14 +377,7 @@ impl Sim {
             // late, after meta may have acted on the silence (TCP after the link heals).
             if self.rng.chance(250) {
                 let late = self.now + self.rng.range(GRACE_MS / 2, 2 * GRACE_MS);
-                self.at(
-                    late,
-                    Ev::Deliver {
-                        from,
-                        to,
-                        msg: Box::new(msg),
-                    },
-                );
+                self.deliver_at(late, from, to, msg);
             }
             return;
         }
@@ -409,24 +402,14 @@ impl Sim {
         // client request is not duplicated: a retried non-idempotent write is a new write.
         if self.faults_on && !is_client && self.rng.chance(self.drop_permille / 2) {
             let again = self.now + self.rng.range(1, 40);
-            let copy = Box::new(msg.clone());
-            self.at(
-                again,
-                Ev::Deliver {
-                    from,
-                    to,
-                    msg: copy,
-                },
-            );
+            self.deliver_at(again, from, to, msg.clone());
         }
-        self.at(
-            self.now + delay,
-            Ev::Deliver {
-                from,
-                to,
-                msg: Box::new(msg),
-            },
-        );
+        self.deliver_at(self.now + delay, from, to, msg);
+    }
+
+    fn deliver_at(&mut self, t: u64, from: Addr, to: Addr, msg: Msg) {
+        let msg = Box::new(msg);
+        self.at(t, Ev::Deliver { from, to, msg });
     }
 
     // ------------------------------------------------------------------ nodes
