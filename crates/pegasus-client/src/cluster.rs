@@ -11,8 +11,8 @@ use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
 use tokio::time::Instant;
 
 use crate::error::{ClientError, Result};
-use crate::session::Session;
 use crate::table::Table;
+use pegasus_rpc::Session;
 
 /// Client settings. Defaults follow the Java client (1 s per operation, 5 s per meta query).
 #[derive(Debug, Clone)]

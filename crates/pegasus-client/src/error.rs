@@ -60,3 +60,14 @@ impl ClientError {
 
 /// Result alias.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+impl From<pegasus_rpc::RpcError> for ClientError {
+    fn from(e: pegasus_rpc::RpcError) -> Self {
+        match e {
+            pegasus_rpc::RpcError::Transport(m) => Self::Transport(m),
+            pegasus_rpc::RpcError::Timeout => Self::Transport("rpc timed out".into()),
+            pegasus_rpc::RpcError::Remote(code) => Self::Server(code),
+            pegasus_rpc::RpcError::Decode(m) => Self::BadReply(m),
+        }
+    }
+}

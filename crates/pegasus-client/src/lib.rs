@@ -24,7 +24,6 @@
 mod cluster;
 mod error;
 mod scanner;
-mod session;
 mod table;
 
 pub use cluster::{Client, ClientConfig};

@@ -239,7 +239,8 @@ impl Table {
                         return session
                             .send_one_way(header, req.name(), req.encode_args())
                             .await
-                            .map(|()| RrdbResponse::ClearScanner(UpdateResponse::default()));
+                            .map(|()| RrdbResponse::ClearScanner(UpdateResponse::default()))
+                            .map_err(ClientError::from);
                     }
                     match tokio::time::timeout_at(
                         deadline,
@@ -248,7 +249,7 @@ impl Table {
                     .await
                     {
                         Err(_) => return Err(ClientError::Timeout(timeout)),
-                        Ok(Err(e)) => e,
+                        Ok(Err(e)) => ClientError::from(e),
                         Ok(Ok(reply)) if reply.error.is_ok() => {
                             return RrdbResponse::decode(req.name(), &reply)
                                 .map_err(|e| ClientError::BadReply(e.to_string()))?

@@ -184,3 +184,12 @@ pub fn parse_request(body: Bytes) -> Result<ParsedRequest, DecodeError> {
 pub fn ack_name(request_name: &str) -> String {
     format!("{request_name}_ACK")
 }
+
+/// The args / result struct of our own server-to-server RPCs: one binary field carrying a
+/// payload whose encoding the runtime chooses (`pegasus-rpc`'s `internal` module).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InternalPayload {
+    /// The encoded payload.
+    pub data: Bytes,
+}
+crate::thrift_struct!(InternalPayload { 1: data: crate::codec::BlobC });

@@ -1,4 +1,4 @@
-//! One pipelined connection to one server: many requests in flight, replies matched by
+//! One pipelined client connection to one server: many requests in flight, replies matched by
 //! seqid. A failed connection fails every pending call with a transport error; the next call
 //! reconnects.
 
@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::codec::Framed;
 
-use crate::error::{ClientError, Result};
+use crate::error::{Result, RpcError};
 
 type Reply = oneshot::Sender<Result<IncomingResponse>>;
 
@@ -25,7 +25,7 @@ struct Call {
 
 /// A handle to a connection task.
 #[derive(Debug, Clone)]
-pub(crate) struct Session {
+pub struct Session {
     addr: SocketAddr,
     seq: Arc<AtomicI32>,
     tx: Arc<Mutex<Option<mpsc::Sender<Call>>>>,
@@ -33,7 +33,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(addr: SocketAddr, max_frame: usize) -> Self {
+    /// A session to `addr` (connects on first use) refusing replies above `max_frame`.
+    pub fn new(addr: SocketAddr, max_frame: usize) -> Self {
         Self {
             addr,
             seq: Arc::new(AtomicI32::new(1)),
@@ -49,7 +50,7 @@ impl Session {
         }
         let stream = TcpStream::connect(self.addr)
             .await
-            .map_err(|e| ClientError::Transport(format!("connect {}: {e}", self.addr)))?;
+            .map_err(|e| RpcError::Transport(format!("connect {}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(run_connection(
@@ -85,12 +86,17 @@ impl Session {
             .map_err(|_| self.closed())
     }
 
-    fn closed(&self) -> ClientError {
-        ClientError::Transport(format!("connection to {} closed", self.addr))
+    fn closed(&self) -> RpcError {
+        RpcError::Transport(format!("connection to {} closed", self.addr))
+    }
+
+    /// The server this session talks to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Sends a call and waits for its reply (no timeout here: the caller bounds it).
-    pub(crate) async fn call(
+    pub async fn call(
         &self,
         header: RequestHeader,
         name: &'static str,
@@ -102,7 +108,7 @@ impl Session {
     }
 
     /// Sends a one-way call (no reply expected).
-    pub(crate) async fn send_one_way(
+    pub async fn send_one_way(
         &self,
         header: RequestHeader,
         name: &'static str,
@@ -121,7 +127,7 @@ async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc
                 let seqid = call.request.seqid;
                 if let Err(e) = framed.send(call.request).await {
                     if let Some(r) = call.reply {
-                        let _ = r.send(Err(ClientError::Transport(e.to_string())));
+                        let _ = r.send(Err(RpcError::Transport(e.to_string())));
                     }
                     break Some(e.to_string());
                 }
@@ -144,6 +150,6 @@ async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc
     };
     let reason = failure.unwrap_or_else(|| "client dropped".into());
     for (_, r) in pending.drain() {
-        let _ = r.send(Err(ClientError::Transport(reason.clone())));
+        let _ = r.send(Err(RpcError::Transport(reason.clone())));
     }
 }

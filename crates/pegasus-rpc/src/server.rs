@@ -1,0 +1,112 @@
+//! The server loop: accept connections, decode THFT frames, run the handler for each call
+//! (many in flight per connection, bounded), and write replies as they finish.
+//!
+//! A frame that does not decode (bad magic, bad header, a length above the limit — checked
+//! before any allocation) closes that connection at once; other connections are unaffected.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use pegasus_proto::frame::{RequestFrame, ResponseFrame};
+use pegasus_proto::{ServerCodec, DEFAULT_MAX_FRAME};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::Framed;
+
+/// Serves calls. `None` means no reply (one-way calls).
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one call from `peer`.
+    fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        frame: RequestFrame,
+    ) -> impl Future<Output = Option<ResponseFrame>> + Send;
+}
+
+/// Server limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Largest frame accepted; a larger header closes the connection before allocation.
+    pub max_frame: usize,
+    /// Calls in flight per connection; the connection stops reading while at the limit.
+    pub max_inflight_per_connection: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_inflight_per_connection: 1024,
+        }
+    }
+}
+
+/// Accepts connections on `listener` forever (abort the task to stop).
+pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: ServerOptions) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, peer, handler.clone(), opts));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    opts: ServerOptions,
+) {
+    let framed = Framed::new(stream, ServerCodec::new(opts.max_frame));
+    let (mut sink, mut frames) = framed.split();
+    let limit = opts.max_inflight_per_connection.max(1);
+    let (tx, mut rx) = mpsc::channel::<ResponseFrame>(limit);
+    let writer = tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            if let Err(e) = sink.send(reply).await {
+                tracing::debug!("{peer}: write failed: {e}");
+                break;
+            }
+        }
+    });
+    let inflight = Arc::new(Semaphore::new(limit));
+    let mut malformed = false;
+    while let Some(item) = frames.next().await {
+        match item {
+            Ok(frame) => {
+                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                    break;
+                };
+                let handler = handler.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    if let Some(reply) = handler.handle(peer, frame).await {
+                        let _ = tx.send(reply).await;
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::debug!("{peer}: closing connection: {e}");
+                malformed = true;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    if malformed {
+        writer.abort();
+    } else {
+        // The peer closed its side: finish the replies still running, then close.
+        let _ = writer.await;
+    }
+}
