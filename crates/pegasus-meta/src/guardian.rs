@@ -11,7 +11,7 @@ use pegasus_core::ids::{Ballot, Decree};
 pub const MAX_LAST_DROPS: usize = 3;
 
 /// A configuration change a replica asks for: the whole new configuration, at `ballot + 1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigUpdate {
     /// What changes.
     pub kind: ConfigType,

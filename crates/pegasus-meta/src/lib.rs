@@ -4,6 +4,19 @@
 //!   replica-initiated updates, the reaction to dead nodes, and the cure rules that decide the
 //!   next configuration change of an unhealthy partition. The simulator and the real meta
 //!   server run the same code.
+//! * [`state`]: the replicated cluster state (tables, partitions, nodes, function level) and
+//!   the deterministic commands that change it.
+//! * [`envs`]: table env validation.
+//! * [`raft`]: openraft glue — durable log, snapshots, the network between meta servers.
+//! * [`server`]: the meta server process: the client-facing meta RPCs, failure detection
+//!   from beacons, the guardian loop that drives PacificA reconfiguration.
+//! * [`protocol`]: messages between replica servers and meta.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod envs;
 pub mod guardian;
+pub mod protocol;
+pub mod raft;
+pub mod server;
+pub mod state;

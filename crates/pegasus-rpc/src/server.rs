@@ -43,19 +43,24 @@ impl Default for ServerOptions {
     }
 }
 
-/// Accepts connections on `listener` forever (abort the task to stop).
+/// Accepts connections on `listener` until the task running this is aborted; aborting it
+/// also closes every connection it accepted.
 pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: ServerOptions) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, handler.clone(), opts));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection(stream, peer, handler.clone(), opts));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }

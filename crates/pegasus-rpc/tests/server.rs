@@ -1,6 +1,14 @@
 //! The server loop over real TCP on 127.0.0.1: internal calls round-trip, bad frames close
 //! only their own connection.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use pegasus_meta::config::MetaServerConfig;
+use pegasus_meta::protocol::FailureDetectorConfig;
 use pegasus_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// `[pegasus.*]` sections.
     pub pegasus: PegasusSection,
+    /// `[meta_server]`: the meta server.
+    pub meta_server: MetaServerConfig,
+    /// `[replication]`: failure detection and leases (meta and replica servers).
+    pub replication: FailureDetectorConfig,
 }
 
 /// `[pegasus.*]`.
@@ -44,6 +50,12 @@ impl Config {
     /// Checks every section.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.pegasus.server.validate()?;
+        self.meta_server
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[meta_server] {e}"))?;
+        self.replication
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[replication] {e}"))?;
         Ok(())
     }
 }
@@ -74,6 +86,13 @@ mod tests {
             format!("{err:#}").contains("rocksdb_write_bufer_size"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn lease_not_shorter_than_grace_is_rejected() {
+        let err = Config::from_toml("[replication]\nfd_lease_ms = 5000\nfd_grace_ms = 5000\n")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("fd_grace_ms"), "{err:#}");
     }
 
     #[test]

@@ -88,6 +88,15 @@ struct ServerArgs {
     /// Configuration file (TOML).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The address to serve on (a meta server's must be in `server_list`).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Overrides the data directory of the configuration.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `[meta_server] server_list` (`host:port,host:port,...`).
+    #[arg(long)]
+    meta: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,9 +304,76 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn load_config(args: &ServerArgs) -> anyhow::Result<config::Config> {
+    let mut config = match &args.config {
+        Some(path) => config::Config::load(path)?,
+        None => config::Config::default(),
+    };
+    if let Some(list) = &args.meta {
+        config.meta_server.server_list = list.clone();
+    }
+    if let Some(dir) = &args.data_dir {
+        config.meta_server.data_dir = dir.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args)?;
+    let servers = config
+        .meta_server
+        .servers()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let listen = match (args.listen, servers.as_slice()) {
+        (Some(l), _) => l,
+        (None, [only]) => *only,
+        (None, _) => anyhow::bail!("--listen is required when server_list names several metas"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = pegasus_meta::server::MetaServer::start(pegasus_meta::server::MetaOptions {
+            config: config.meta_server.clone(),
+            fd: config.replication,
+            listen,
+        })
+        .await?;
+        println!("meta server listening on {listen}");
+        shutdown_signal().await;
+        tracing::info!("meta server {listen} stopping");
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Meta(_) => not_yet("meta", 5),
+        Command::Meta(args) => run_meta(args),
         Command::Replica(_) => not_yet("replica", 6),
         Command::Onebox => not_yet("onebox", 6),
         Command::Shell => not_yet("shell", 6),
