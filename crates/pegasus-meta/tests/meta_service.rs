@@ -23,7 +23,7 @@ use pegasus_meta::protocol::FailureDetectorConfig;
 use pegasus_meta::server::{MetaOptions, MetaServer};
 use pegasus_proto::meta::*;
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, RpcAddress};
-use support::{free_addr, FakeNode};
+use support::{create, free_addr, list, wait_alive, FakeNode};
 use tempfile::TempDir;
 
 struct Metas {
@@ -116,44 +116,6 @@ async fn nodes(metas: &Metas, n: usize) -> Vec<FakeNode> {
     out
 }
 
-async fn wait_alive(client: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(MetaResponse::ListNodes(r)) = client
-            .meta(MetaRequest::ListNodes(ListNodesRequest {
-                status: NodeStatus::Alive,
-            }))
-            .await
-        {
-            if r.infos.len() >= n {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "{n} nodes not alive within 15 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn create(client: &Client, name: &str, partitions: i32, replicas: i32) -> CreateAppResponse {
-    match client
-        .meta(MetaRequest::CreateApp(CreateAppRequest {
-            app_name: name.into(),
-            options: CreateAppOptions {
-                partition_count: partitions,
-                replica_count: replicas,
-                app_type: "pegasus".into(),
-                is_stateful: true,
-                ..CreateAppOptions::default()
-            },
-        }))
-        .await
-        .unwrap()
-    {
-        MetaResponse::CreateApp(r) => r,
-        other => panic!("{other:?}"),
-    }
-}
-
 async fn drop_app(client: &Client, name: &str, success_if_not_exist: bool) -> ErrorCode {
     match client
         .meta(MetaRequest::DropApp(DropAppRequest {
@@ -181,23 +143,6 @@ async fn recall(client: &Client, app_id: i32, new_name: &str) -> RecallAppRespon
         .unwrap()
     {
         MetaResponse::RecallApp(r) => r,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn list(client: &Client, status: AppStatus) -> Vec<AppInfo> {
-    match client
-        .meta(MetaRequest::ListApps(ListAppsRequest {
-            status,
-            ..ListAppsRequest::default()
-        }))
-        .await
-        .unwrap()
-    {
-        MetaResponse::ListApps(r) => {
-            assert_eq!(r.err, ErrorCode::Ok);
-            r.infos
-        }
         other => panic!("{other:?}"),
     }
 }

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pegasus_client::Client;
 use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
 use pegasus_core::ids::Gpid;
 use pegasus_core::time::{Clock, SystemClock};
@@ -26,6 +27,8 @@ use pegasus_meta::protocol::{
     UpdateConfigResponse,
 };
 use pegasus_proto::frame::{RequestFrame, ResponseFrame};
+use pegasus_proto::meta::*;
+use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
 use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{serve, Handler, ServerOptions, Session};
 use tokio::net::TcpListener;
@@ -230,5 +233,68 @@ impl Handler for NodeInner {
             }
             _ => None,
         }
+    }
+}
+
+/// Waits until meta lists `n` replica servers alive.
+pub async fn wait_alive(client: &Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(MetaResponse::ListNodes(r)) = client
+            .meta(MetaRequest::ListNodes(ListNodesRequest {
+                status: NodeStatus::Alive,
+            }))
+            .await
+        {
+            if r.infos.len() >= n {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{n} nodes not alive within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates a table.
+pub async fn create(
+    client: &Client,
+    name: &str,
+    partitions: i32,
+    replicas: i32,
+) -> CreateAppResponse {
+    match client
+        .meta(MetaRequest::CreateApp(CreateAppRequest {
+            app_name: name.into(),
+            options: CreateAppOptions {
+                partition_count: partitions,
+                replica_count: replicas,
+                app_type: "pegasus".into(),
+                is_stateful: true,
+                ..CreateAppOptions::default()
+            },
+        }))
+        .await
+        .unwrap()
+    {
+        MetaResponse::CreateApp(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Lists tables with `status` (`Invalid` = all).
+pub async fn list(client: &Client, status: AppStatus) -> Vec<AppInfo> {
+    match client
+        .meta(MetaRequest::ListApps(ListAppsRequest {
+            status,
+            ..ListAppsRequest::default()
+        }))
+        .await
+        .unwrap()
+    {
+        MetaResponse::ListApps(r) => {
+            assert_eq!(r.err, ErrorCode::Ok);
+            r.infos
+        }
+        other => panic!("{other:?}"),
     }
 }
