@@ -636,3 +636,126 @@ async fn three_metas_keep_acknowledged_ddl_across_leader_loss_and_full_restart()
     assert_eq!(next.err, ErrorCode::Ok);
     assert!(acked.values().all(|id| *id < next.appid));
 }
+
+async fn beacon(
+    meta: SocketAddr,
+    node: SocketAddr,
+    start_ms: u64,
+) -> pegasus_meta::protocol::BeaconAck {
+    use pegasus_meta::protocol::{names, node_of, Beacon};
+    let session = pegasus_rpc::Session::new(meta, 1 << 20);
+    let b = Beacon {
+        node: node_of(node).unwrap(),
+        sent_ms: 1,
+        start_ms,
+        replicas: Vec::new(),
+    };
+    pegasus_rpc::internal::call(&session, names::BEACON, &b, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_keeps_restarting_is_held_back() {
+    let metas = Metas::start(1, |c| c.max_succssive_unstable_restart = 2).await;
+    metas.wait_leader().await;
+    let node: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let ack = beacon(metas.addrs[0], node, 1000).await;
+    assert!(ack.is_leader && ack.lease_ms > 0, "{ack:?}");
+    // Two restarts within stable_rs_min_running_seconds: unstable.
+    assert!(beacon(metas.addrs[0], node, 2000).await.lease_ms > 0);
+    let held = beacon(metas.addrs[0], node, 3000).await;
+    assert_eq!(held.lease_ms, 0, "no lease for a flapping node: {held:?}");
+    assert_eq!(
+        beacon(metas.addrs[0], node, 3000).await.lease_ms,
+        0,
+        "still held back"
+    );
+    // Another node is unaffected.
+    let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
+    assert!(beacon(metas.addrs[0], other, 1000).await.lease_ms > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_sync_answers_members_and_collects_replicas_of_purged_tables() {
+    use pegasus_meta::protocol::{
+        names, node_of, ConfigSyncRequest, ConfigSyncResponse, ReplicaReport,
+    };
+    let metas = Metas::start(1, |_| {}).await;
+    let nodes = nodes(&metas, 3).await;
+    let client = metas.client();
+    wait_alive(&client, 3).await;
+    let keep = create(&client, "keep", 2, 3).await.appid;
+    let gone = create(&client, "gone", 2, 3).await.appid;
+    wait_healthy(&client, "keep", 3).await;
+    wait_healthy(&client, "gone", 3).await;
+    match client
+        .meta(MetaRequest::DropApp(DropAppRequest {
+            app_name: "gone".into(),
+            options: DropAppOptions {
+                success_if_not_exist: false,
+                reserve_seconds: Some(1),
+            },
+        }))
+        .await
+        .unwrap()
+    {
+        MetaResponse::DropApp(r) => assert_eq!(r.err, ErrorCode::Ok),
+        other => panic!("{other:?}"),
+    }
+    let report = |app_id, pidx| ReplicaReport {
+        gpid: pegasus_core::ids::Gpid::new(app_id, pidx),
+        ballot: 1,
+        last_committed: 0,
+        last_prepared: 0,
+    };
+    let req = ConfigSyncRequest {
+        node: node_of(nodes[0].addr).unwrap(),
+        replicas: vec![report(keep, 0), report(gone, 1)],
+    };
+    let session = pegasus_rpc::Session::new(metas.addrs[0], 1 << 20);
+    let sync = |req: ConfigSyncRequest| {
+        let session = session.clone();
+        async move {
+            pegasus_rpc::internal::call::<_, ConfigSyncResponse>(
+                &session,
+                names::CONFIG_SYNC,
+                &req,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Within the reserve time the dropped table is answered as dropped, not collected.
+    let r = sync(req.clone()).await;
+    assert!(r.gc.is_empty());
+    let dropped: Vec<_> = r.partitions.iter().filter(|p| p.app.dropped).collect();
+    assert!(dropped.iter().all(|p| p.app.app_id == gone));
+    assert!(r
+        .partitions
+        .iter()
+        .filter(|p| p.app.app_id == keep)
+        .all(|p| p.config.is_member(req.node)));
+    assert_eq!(
+        r.partitions.iter().filter(|p| p.app.app_id == keep).count(),
+        2,
+        "both partitions of a 3-node table"
+    );
+    // After the reserve time meta purges the table and tells the node to collect its replica.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = sync(req.clone()).await;
+        if r.gc == vec![pegasus_core::ids::Gpid::new(gone, 1)] {
+            assert!(r.partitions.iter().all(|p| p.app.app_id == keep));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not collected: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        recall(&client, gone, "").await.err,
+        ErrorCode::AppNotExist,
+        "purged for good"
+    );
+}
