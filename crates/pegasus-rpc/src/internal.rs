@@ -1,7 +1,8 @@
-//! Server-to-server calls. The payload is a serde value (JSON) carried as field 1 of a
-//! thrift args / result struct, inside ordinary THFT frames. Client-facing RPCs keep their
-//! exact thrift encodings; only our own servers send these, so their encoding is ours to
-//! choose, and JSON keeps them readable in a packet capture.
+//! Server-to-server calls. The payload is a serde value encoded with `postcard` (compact,
+//! varint-based, a stable wire format) carried as field 1 of a thrift args / result struct,
+//! inside ordinary THFT frames. Client-facing RPCs keep their exact thrift encodings; only
+//! our own servers send these, so their encoding is ours to choose — compact, because
+//! replication traffic (prepares carrying client values) goes through it.
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub const PREFIX: &str = "RPC_PEGASUS_RS_";
 
 /// Encodes a value as an internal args / result struct.
 pub fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
-    let data = serde_json::to_vec(value).map_err(|e| RpcError::Decode(e.to_string()))?;
+    let data = postcard::to_stdvec(value).map_err(|e| RpcError::Decode(e.to_string()))?;
     Ok(Payload {
         data: Bytes::from(data),
     }
@@ -29,7 +30,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
 }
 
 fn decode_payload<T: DeserializeOwned>(data: &[u8]) -> Result<T> {
-    serde_json::from_slice(data).map_err(|e| RpcError::Decode(e.to_string()))
+    postcard::from_bytes(data).map_err(|e| RpcError::Decode(e.to_string()))
 }
 
 /// An internal call as a server receives it.
