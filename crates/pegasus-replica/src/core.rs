@@ -58,7 +58,7 @@ impl Default for ReplicaOptions {
 }
 
 /// A replica's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Not serving: no configuration yet, removed, waiting for meta, or lease lost.
     Inactive,
@@ -87,7 +87,7 @@ pub enum Refusal {
 
 /// A checkpoint handed over during learning: the storage state at `decree` (opaque bytes
 /// the runtime produces and installs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// The last decree the checkpoint holds.
     pub decree: Decree,
@@ -96,7 +96,7 @@ pub struct Checkpoint {
 }
 
 /// Messages between replicas of one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PeerMessage {
     /// 2PC phase one (to secondaries and learners).
     Prepare {
@@ -152,7 +152,7 @@ pub enum PeerMessage {
 }
 
 /// The primary's answer to a learner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LearnResponse {
     /// The learning round.
     pub signature: u64,
@@ -450,6 +450,20 @@ impl Replica {
             return Err(Refusal::NotPrimary);
         }
         Ok(())
+    }
+
+    /// Until when (local ms) reads may be served, if this replica may serve them at all:
+    /// primary, re-proposals committed. The runtime publishes it so reads on other threads
+    /// check `now < deadline` without going through the state machine.
+    pub fn read_deadline(&self) -> Option<u64> {
+        (self.status == Status::Primary && self.committed >= self.read_barrier)
+            .then_some(self.lease_until_ms)
+    }
+
+    /// Whether this replica was created empty and has not yet caught up with a group (the
+    /// runtime persists it, so a restart does not forget it).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Handles one event.

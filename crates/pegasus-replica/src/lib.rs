@@ -6,6 +6,10 @@
 //! * [`bench`]: `pegasus bench log`, group commit against raw `fdatasync`.
 //! * [`fs`]: the file-system surface the log uses, with an in-memory implementation that
 //!   models crashes for the simulator.
+//! * [`update`]: client writes encoded as mutation updates and back.
+//! * [`server`]: the replica server process — hosts many replicas (core + RocksDB partition
+//!   store + mutation log each), serves the rrdb RPCs, replicates between servers, beacons
+//!   and syncs configuration with meta.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -14,6 +18,8 @@ pub mod fs;
 pub mod fuzzing;
 pub mod log;
 pub mod mutation;
+pub mod server;
+pub mod update;
 
 pub use log::{LogError, LogOptions, MutationLog};
 pub use mutation::Mutation;

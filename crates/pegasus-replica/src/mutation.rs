@@ -7,7 +7,7 @@ use pegasus_core::ids::{Ballot, Decree};
 ///
 /// The updates are opaque to the replication layer: the runtime encodes client writes into
 /// them and decodes them when it applies a committed mutation to storage.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Mutation {
     /// The ballot of the primary that proposed it.
     pub ballot: Ballot,

@@ -14,7 +14,6 @@
 //! in the final state, and the partition heals to one primary and two secondaries).
 #![warn(missing_docs)]
 
-pub mod codec;
 pub mod rng;
 
 use std::cmp::Reverse;
@@ -44,8 +43,8 @@ use pegasus_storage::{
     WriteResponse,
 };
 
-use crate::codec::{decode_write, encode_write};
 use crate::rng::Rng;
+use pegasus_replica::update::{decode_write, encode_write};
 
 /// A rule deliberately broken, to prove the checks catch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use pegasus_meta::config::MetaServerConfig;
 use pegasus_meta::protocol::FailureDetectorConfig;
+use pegasus_replica::server::ReplicaServerConfig;
 use pegasus_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,8 @@ pub struct Config {
     pub meta_server: MetaServerConfig,
     /// `[replication]`: failure detection and leases (meta and replica servers).
     pub replication: FailureDetectorConfig,
+    /// `[replica_server]`: the replica server.
+    pub replica_server: ReplicaServerConfig,
 }
 
 /// `[pegasus.*]`.
@@ -56,6 +59,9 @@ impl Config {
         self.replication
             .validate()
             .map_err(|e| anyhow::anyhow!("[replication] {e}"))?;
+        self.replica_server
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[replica_server] {e}"))?;
         Ok(())
     }
 }

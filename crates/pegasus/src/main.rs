@@ -5,6 +5,7 @@
 //! Roles that are not built yet say so and exit with status 2.
 
 mod config;
+mod onebox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ enum Command {
     /// Run a replica server.
     Replica(ServerArgs),
     /// Start a whole local cluster (3 metas, 3 replica servers) in the foreground.
-    Onebox,
+    Onebox(onebox::OneboxArgs),
     /// The admin shell.
     Shell,
     /// Benchmarks.
@@ -304,7 +305,13 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn load_config(args: &ServerArgs) -> anyhow::Result<config::Config> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Meta,
+    Replica,
+}
+
+fn load_config(args: &ServerArgs, role: Role) -> anyhow::Result<config::Config> {
     let mut config = match &args.config {
         Some(path) => config::Config::load(path)?,
         None => config::Config::default(),
@@ -313,7 +320,10 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<config::Config> {
         config.meta_server.server_list = list.clone();
     }
     if let Some(dir) = &args.data_dir {
-        config.meta_server.data_dir = dir.clone();
+        match role {
+            Role::Meta => config.meta_server.data_dir = dir.clone(),
+            Role::Replica => config.replica_server.data_dir = dir.clone(),
+        }
     }
     config.validate()?;
     Ok(config)
@@ -343,7 +353,7 @@ async fn shutdown_signal() {
 }
 
 fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args)?;
+    let config = load_config(&args, Role::Meta)?;
     let servers = config
         .meta_server
         .servers()
@@ -371,11 +381,42 @@ fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args, Role::Replica)?;
+    let metas = config
+        .meta_server
+        .servers()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let listen = args
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 34801)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = pegasus_replica::server::ReplicaServer::start(
+            pegasus_replica::server::ReplicaServerOptions {
+                config: config.replica_server.clone(),
+                storage: config.pegasus.server.clone(),
+                fd: config.replication,
+                metas,
+                listen,
+            },
+        )
+        .await?;
+        println!("replica server listening on {listen}");
+        shutdown_signal().await;
+        tracing::info!("replica server {listen} stopping");
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Meta(args) => run_meta(args),
-        Command::Replica(_) => not_yet("replica", 6),
-        Command::Onebox => not_yet("onebox", 6),
+        Command::Replica(args) => run_replica(args),
+        Command::Onebox(args) => onebox::run(args),
         Command::Shell => not_yet("shell", 6),
         Command::RedisProxy => not_yet("redis-proxy", 9),
         Command::Sim(args) => sim(args),
@@ -405,11 +446,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

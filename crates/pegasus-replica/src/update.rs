@@ -1,5 +1,5 @@
-//! How the simulator (and later the replica server) turns client writes into mutation
-//! updates and back: the RPC name, then the thrift-encoded args.
+//! How the replica server (and the simulator) turns client writes into mutation updates and
+//! back: a tag byte, the RPC name, then the thrift-encoded args (or the new default TTL).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pegasus_proto::thrift::Reader;

@@ -1,0 +1,992 @@
+//! The replica server: hosts many partition replicas, serves the rrdb RPCs on its client
+//! port (THFT v0/v1, exact Pegasus encodings and frame errors), replicates between servers,
+//! beacons the meta leader for its lease and syncs configurations.
+//!
+//! Threads: the async runtime handles sockets, reads (straight from the shared store, after
+//! checking the replica's published read deadline) and talks to meta and peers; each
+//! replica has its own thread for the state machine, RocksDB writes and log fsyncs
+//! ([`partition`]).
+
+pub mod layout;
+pub mod partition;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::Gpid;
+use pegasus_core::rrdb::{CheckAndSetResponse, UpdateResponse};
+use pegasus_core::time::{Clock, SystemClock};
+use pegasus_meta::guardian::ConfigUpdate;
+use pegasus_meta::protocol::{
+    names as meta_names, node_of, AppSummary, Beacon, BeaconAck, ConfigSyncRequest,
+    ConfigSyncResponse, FailureDetectorConfig, Proposal, SyncedPartition, UpdateConfigRequest,
+    UpdateConfigResponse,
+};
+use pegasus_proto::frame::{RequestFrame, RequestHeader, ResponseFrame};
+use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
+use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
+use pegasus_rpc::internal::{self, InternalCall};
+use pegasus_rpc::{Handler, RpcError, ServerOptions, Session};
+use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
+use crate::update::encode_write;
+use partition::{Exit, Input, Shared};
+
+/// Internal RPC names between replica servers.
+pub mod names {
+    /// A PacificA message for one partition (one-way).
+    pub const PEER: &str = "RPC_PEGASUS_RS_REPLICA_PEER";
+    /// A chunk of a checkpoint file a learner fetches.
+    pub const LEARN_FILE: &str = "RPC_PEGASUS_RS_LEARN_FILE";
+}
+
+/// `[replica_server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicaServerConfig {
+    /// Where replicas live (`--data-dir` overrides it).
+    pub data_dir: PathBuf,
+    /// How often the server sends meta the list of its replicas, ms (Pegasus: 30000).
+    pub config_sync_interval_ms: u64,
+    /// How often each replica flushes RocksDB and trims its mutation log, ms.
+    pub checkpoint_interval_ms: u64,
+    /// Decrees kept in the log below the durable one, for lagging secondaries.
+    pub log_retain_decrees: i64,
+    /// The replica state machine's clock tick, ms.
+    pub tick_ms: u64,
+    /// Largest write request accepted (`ERR_INVALID_DATA` above it), bytes.
+    pub max_write_bytes: usize,
+    /// Most mutations in two-phase commit at once (`staleness_for_commit`).
+    pub staleness_for_commit: i64,
+    /// Most client writes batched into one mutation.
+    pub max_mutation_batch: usize,
+    /// A secondary that does not acknowledge a prepare within this is removed, ms.
+    pub prepare_timeout_ms: u64,
+    /// Group check period, ms.
+    pub group_check_interval_ms: u64,
+    /// Fewest members that may commit (`mutation_2pc_min_replica_count`).
+    pub mutation_2pc_min_replica_count: usize,
+    /// Bytes per checkpoint-file chunk a learner fetches.
+    pub learn_chunk_bytes: u32,
+}
+
+impl Default for ReplicaServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./replica"),
+            config_sync_interval_ms: 5_000,
+            checkpoint_interval_ms: 60_000,
+            log_retain_decrees: 10_000,
+            tick_ms: 50,
+            max_write_bytes: 1 << 20,
+            staleness_for_commit: 20,
+            max_mutation_batch: 64,
+            prepare_timeout_ms: 3_000,
+            group_check_interval_ms: 5_000,
+            mutation_2pc_min_replica_count: 2,
+            learn_chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ReplicaServerConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tick_ms == 0 || self.config_sync_interval_ms == 0 {
+            return Err("tick_ms and config_sync_interval_ms must be > 0".into());
+        }
+        if self.max_write_bytes == 0 || self.learn_chunk_bytes == 0 {
+            return Err("max_write_bytes and learn_chunk_bytes must be > 0".into());
+        }
+        if self.staleness_for_commit < 1 || self.max_mutation_batch == 0 {
+            return Err("staleness_for_commit and max_mutation_batch must be >= 1".into());
+        }
+        if self.mutation_2pc_min_replica_count == 0 {
+            return Err("mutation_2pc_min_replica_count must be >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Everything a replica server needs to start.
+#[derive(Debug, Clone)]
+pub struct ReplicaServerOptions {
+    /// `[replica_server]`.
+    pub config: ReplicaServerConfig,
+    /// `[pegasus.server]`: RocksDB tuning and read limits.
+    pub storage: StorageConfig,
+    /// `[replication]`: beacons and leases.
+    pub fd: FailureDetectorConfig,
+    /// Meta servers.
+    pub metas: Vec<SocketAddr>,
+    /// The client port (also this node's identity).
+    pub listen: SocketAddr,
+}
+
+/// Where a learner fetches a checkpoint from (postcard inside [`Checkpoint::data`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointHandle {
+    /// The primary's server.
+    pub server: SocketAddr,
+    /// The partition.
+    pub gpid: Gpid,
+    /// The checkpoint directory's name under the replica's `learn/`.
+    pub name: String,
+    /// Files and sizes.
+    pub files: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PeerEnvelope {
+    gpid: Gpid,
+    from: NodeId,
+    msg: PeerMessage,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LearnFileRequest {
+    gpid: Gpid,
+    name: String,
+    file: String,
+    offset: u64,
+    len: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LearnFileResponse {
+    data: Bytes,
+}
+
+/// The meta servers, with the leader remembered.
+#[derive(Debug)]
+struct MetaLink {
+    metas: Vec<SocketAddr>,
+    leader: Mutex<Option<SocketAddr>>,
+    next: Mutex<usize>,
+}
+
+impl MetaLink {
+    fn target(&self) -> Option<SocketAddr> {
+        if let Some(l) = self.leader.lock().ok().and_then(|l| *l) {
+            return Some(l);
+        }
+        let mut n = self.next.lock().ok()?;
+        let t = self.metas.get(*n % self.metas.len().max(1)).copied();
+        *n += 1;
+        t
+    }
+
+    fn set_leader(&self, leader: Option<SocketAddr>) {
+        if let Ok(mut l) = self.leader.lock() {
+            *l = leader;
+        }
+    }
+}
+
+/// What every replica thread shares.
+pub struct Ctx {
+    me: NodeId,
+    addr: SocketAddr,
+    root: PathBuf,
+    env: RocksEnv,
+    clock: Arc<dyn Clock>,
+    limits: ReadLimits,
+    opts: ReplicaOptions,
+    cfg: ReplicaServerConfig,
+    fd: FailureDetectorConfig,
+    rt: tokio::runtime::Handle,
+    started: Instant,
+    start_ms: u64,
+    sessions: Mutex<HashMap<SocketAddr, Session>>,
+    meta: MetaLink,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn addr_of(node: NodeId) -> Option<SocketAddr> {
+    pegasus_meta::protocol::addr_of(node)
+}
+
+impl Ctx {
+    /// Monotonic ms since the server started: the clock of ticks, beacons and leases.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn session(&self, addr: SocketAddr) -> Session {
+        let mut s = match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        s.entry(addr)
+            .or_insert_with(|| Session::new(addr, 64 << 20))
+            .clone()
+    }
+
+    fn send_peer(&self, to: NodeId, gpid: Gpid, msg: PeerMessage) {
+        let Some(addr) = addr_of(to) else { return };
+        let session = self.session(addr);
+        let env = PeerEnvelope {
+            gpid,
+            from: self.me,
+            msg,
+        };
+        self.rt.spawn(async move {
+            if let Err(e) = internal::send(&session, names::PEER, &env).await {
+                tracing::debug!("peer message to {addr}: {e}");
+            }
+        });
+    }
+
+    /// Calls the meta leader, following hints, a few times.
+    async fn meta_call<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        req: &Req,
+    ) -> Result<Resp, RpcError> {
+        let mut last = RpcError::Transport("no meta server".into());
+        for _ in 0..(self.meta.metas.len() * 2).max(2) {
+            let Some(target) = self.meta.target() else {
+                break;
+            };
+            match internal::call(&self.session(target), name, req, Duration::from_secs(3)).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    self.meta.set_leader(None);
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn request_config(
+        self: &Arc<Self>,
+        shared: Arc<Shared>,
+        kind: ConfigType,
+        node: NodeId,
+        config: PartitionConfig,
+    ) {
+        let ctx = self.clone();
+        self.rt.spawn(async move {
+            let req = UpdateConfigRequest {
+                update: ConfigUpdate { kind, node, config },
+            };
+            for _ in 0..3 {
+                let resp: Result<UpdateConfigResponse, _> =
+                    ctx.meta_call(meta_names::UPDATE_CONFIG, &req).await;
+                match resp {
+                    Ok(r) if r.err == "ERR_OK" => {
+                        if let Some(c) = r.config {
+                            shared.send(Input::Core(Event::Config(c)));
+                        }
+                        return;
+                    }
+                    Ok(r) if r.err == "ERR_FORWARD_TO_OTHERS" => {
+                        ctx.meta.set_leader(r.leader);
+                    }
+                    Ok(r)
+                        if r.err == "ERR_INVALID_VERSION" || r.err == "ERR_INVALID_PARAMETERS" =>
+                    {
+                        shared.send(Input::Core(Event::ConfigRejected));
+                        if let Some(c) = r.config {
+                            shared.send(Input::Core(Event::Config(c)));
+                        }
+                        return;
+                    }
+                    // Freezed, not active, transport: the core retries on its own timer.
+                    _ => return,
+                }
+            }
+        });
+    }
+
+    fn fetch_checkpoint(self: &Arc<Self>, shared: Arc<Shared>, cp: Checkpoint) {
+        let ctx = self.clone();
+        self.rt.spawn(async move {
+            let input = match fetch(&ctx, &shared, &cp).await {
+                Ok(dir) => Input::CheckpointFetched {
+                    decree: cp.decree,
+                    dir,
+                },
+                Err(e) => {
+                    tracing::warn!("replica {:?}: checkpoint fetch failed: {e}", shared.gpid);
+                    Input::CheckpointFailed
+                }
+            };
+            shared.send(input);
+        });
+    }
+}
+
+fn plain_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\'])
+}
+
+/// Fetches a checkpoint's files in chunks into `<replica>/learn.tmp/`. Runs on the async
+/// runtime, one chunk in flight, so a large transfer never holds up control messages.
+async fn fetch(ctx: &Ctx, shared: &Shared, cp: &Checkpoint) -> Result<PathBuf, String> {
+    let handle: CheckpointHandle =
+        postcard::from_bytes(&cp.data).map_err(|e| format!("bad checkpoint handle: {e}"))?;
+    let dir = shared.dir.join("learn.tmp");
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = ctx.session(handle.server);
+    for (file, size) in &handle.files {
+        if !plain_name(file) {
+            return Err(format!("bad file name {file:?}"));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(*size).unwrap_or(0).min(64 << 20));
+        while (out.len() as u64) < *size {
+            let req = LearnFileRequest {
+                gpid: handle.gpid,
+                name: handle.name.clone(),
+                file: file.clone(),
+                offset: out.len() as u64,
+                len: ctx.cfg.learn_chunk_bytes,
+            };
+            let chunk: LearnFileResponse =
+                internal::call(&session, names::LEARN_FILE, &req, Duration::from_secs(30))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if chunk.data.is_empty() {
+                return Err(format!("{file}: short read at {}", out.len()));
+            }
+            out.extend_from_slice(&chunk.data);
+        }
+        let path = dir.join(file);
+        tokio::fs::write(&path, &out)
+            .await
+            .map_err(|e| e.to_string())?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| e.to_string())?;
+        f.sync_all().await.map_err(|e| e.to_string())?;
+    }
+    Ok(dir)
+}
+
+/// A running replica server.
+pub struct ReplicaServer {
+    ctx: Arc<Ctx>,
+    replicas: Arc<Mutex<BTreeMap<Gpid, Arc<Shared>>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ReplicaServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaServer")
+            .field("addr", &self.ctx.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a replica server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Disk or socket trouble.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn wall_ms() -> u64 {
+    SystemClock.now_micros() / 1000
+}
+
+impl ReplicaServer {
+    /// Opens every replica under the data directory and starts serving.
+    pub async fn start(opts: ReplicaServerOptions) -> Result<Arc<Self>, StartError> {
+        opts.config.validate().map_err(StartError::Config)?;
+        opts.fd.validate().map_err(StartError::Config)?;
+        opts.storage
+            .validate()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let me = node_of(opts.listen)
+            .ok_or_else(|| StartError::Config(format!("{} is not an IPv4 address", opts.listen)))?;
+        if opts.metas.is_empty() {
+            return Err(StartError::Config("no meta servers".into()));
+        }
+        let listener = TcpListener::bind(opts.listen).await?;
+        let root = opts.config.data_dir.clone();
+        std::fs::create_dir_all(root.join("replica"))?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ctx = Arc::new(Ctx {
+            me,
+            addr: opts.listen,
+            root: root.clone(),
+            env: RocksEnv::new(opts.storage.clone(), clock.clone()),
+            clock,
+            limits: ReadLimits::from(&opts.storage),
+            opts: ReplicaOptions {
+                staleness_for_commit: opts.config.staleness_for_commit,
+                max_batch: opts.config.max_mutation_batch,
+                prepare_timeout_ms: opts.config.prepare_timeout_ms,
+                group_check_interval_ms: opts.config.group_check_interval_ms,
+                min_2pc_replicas: opts.config.mutation_2pc_min_replica_count,
+                ..ReplicaOptions::default()
+            },
+            cfg: opts.config.clone(),
+            fd: opts.fd,
+            rt: tokio::runtime::Handle::current(),
+            started: Instant::now(),
+            start_ms: wall_ms(),
+            sessions: Mutex::new(HashMap::new()),
+            meta: MetaLink {
+                metas: opts.metas.clone(),
+                leader: Mutex::new(None),
+                next: Mutex::new(0),
+            },
+        });
+        let server = Arc::new(Self {
+            ctx,
+            replicas: Arc::new(Mutex::new(BTreeMap::new())),
+            tasks: Mutex::new(Vec::new()),
+        });
+        // Reopen every replica found on disk.
+        for entry in std::fs::read_dir(root.join("replica"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(gpid) = layout::parse_replica_dir(&name) else {
+                continue;
+            };
+            if let Err(e) = server.open_replica(gpid, None) {
+                tracing::error!("replica {gpid:?} does not open ({e}): moving it aside");
+                let _ = layout::retire(&root, gpid, "err", wall_ms());
+            }
+        }
+        let serve = tokio::spawn(pegasus_rpc::serve(
+            listener,
+            server.clone(),
+            ServerOptions::default(),
+        ));
+        let beacons = tokio::spawn(beacon_loop(Arc::downgrade(&server)));
+        let sync = tokio::spawn(config_sync_loop(Arc::downgrade(&server)));
+        if let Ok(mut t) = server.tasks.lock() {
+            t.extend([serve, beacons, sync]);
+        }
+        tracing::info!(
+            "replica server {} serving {} replicas",
+            opts.listen,
+            server.replica_list().len()
+        );
+        Ok(server)
+    }
+
+    /// Stops serving and closes every replica (flushing them).
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            t.abort();
+        }
+        let replicas: Vec<Arc<Shared>> = self.replica_list();
+        for r in &replicas {
+            r.send(Input::Close);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while replicas.iter().any(|r| !r.is_closed()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// This server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.ctx.addr
+    }
+
+    fn replica_list(&self) -> Vec<Arc<Shared>> {
+        self.replicas
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn replica(&self, gpid: Gpid) -> Option<Arc<Shared>> {
+        self.replicas.lock().ok()?.get(&gpid).cloned()
+    }
+
+    /// Statuses of the hosted replicas (tests, admin).
+    pub fn statuses(&self) -> BTreeMap<Gpid, Status> {
+        self.replica_list()
+            .iter()
+            .map(|r| (r.gpid, r.report().0))
+            .collect()
+    }
+
+    fn open_replica(
+        self: &Arc<Self>,
+        gpid: Gpid,
+        create_with: Option<(PartitionConfig, AppSummary)>,
+    ) -> std::io::Result<Arc<Shared>> {
+        if let Some(r) = self.replica(gpid) {
+            return Ok(r);
+        }
+        let weak = Arc::downgrade(self);
+        let ctx = self.ctx.clone();
+        let shared = partition::open(&ctx, gpid, create_with, move |gpid, exit| {
+            let Some(server) = weak.upgrade() else { return };
+            server.on_replica_exit(gpid, exit);
+        })?;
+        shared.send(Input::Core(Event::Tick {
+            now_ms: self.ctx.now_ms(),
+        }));
+        if let Ok(mut m) = self.replicas.lock() {
+            m.insert(gpid, shared.clone());
+        }
+        Ok(shared)
+    }
+
+    fn on_replica_exit(self: &Arc<Self>, gpid: Gpid, exit: Exit) {
+        if let Ok(mut m) = self.replicas.lock() {
+            if m.get(&gpid).is_some_and(|r| r.is_closed()) {
+                m.remove(&gpid);
+            }
+        }
+        if exit == Exit::Failed {
+            // Keep the failed copy for inspection; a fresh replica re-learns in its place
+            // once meta's next configuration names this node.
+            if let Err(e) = layout::retire(&self.ctx.root, gpid, "err", wall_ms()) {
+                tracing::error!("replica {gpid:?}: cannot move the failed copy aside: {e}");
+            }
+        }
+    }
+
+    /// Delivers meta's view of a partition: opens the replica if this node is a member
+    /// (creating it empty if it has no copy), updates table facts, delivers the config.
+    fn on_partition(self: &Arc<Self>, p: SyncedPartition) {
+        let gpid = p.config.gpid;
+        if p.app.dropped {
+            if let Some(r) = self.replica(gpid) {
+                r.send(Input::Close);
+            }
+            return;
+        }
+        let member = p.config.is_member(self.ctx.me);
+        let replica = match self.replica(gpid) {
+            Some(r) => Some(r),
+            None if member => self
+                .open_replica(gpid, Some((p.config.clone(), p.app.clone())))
+                .map_err(|e| tracing::warn!("replica {gpid:?}: cannot open: {e}"))
+                .ok(),
+            None => None,
+        };
+        if let Some(r) = replica {
+            if r.app() != p.app {
+                r.send(Input::App(p.app.clone()));
+            }
+            r.send(Input::Core(Event::Config(p.config)));
+        }
+    }
+
+    async fn on_internal(self: &Arc<Self>, call: InternalCall) -> Option<ResponseFrame> {
+        match call.message.name.as_str() {
+            names::PEER => {
+                let env: PeerEnvelope = call.decode().ok()?;
+                let replica = match self.replica(env.gpid) {
+                    Some(r) => Some(r),
+                    // A primary invites this node to learn a partition it does not hold.
+                    None => match &env.msg {
+                        PeerMessage::AddLearner { config, .. } => self
+                            .open_replica(env.gpid, Some((config.clone(), app_hint(env.gpid))))
+                            .ok(),
+                        _ => None,
+                    },
+                };
+                if let Some(r) = replica {
+                    r.send(Input::Core(Event::Message {
+                        from: env.from,
+                        msg: env.msg,
+                    }));
+                }
+                None
+            }
+            meta_names::PROPOSAL => {
+                let p: Proposal = call.decode().ok()?;
+                let gpid = p.config.gpid;
+                let replica = match self.replica(gpid) {
+                    Some(r) => Some(r),
+                    None if p.node == self.ctx.me
+                        && matches!(p.kind, ConfigType::AssignPrimary) =>
+                    {
+                        self.open_replica(gpid, Some((p.config.clone(), p.app.clone())))
+                            .ok()
+                    }
+                    None => None,
+                };
+                if let Some(r) = replica {
+                    if r.app() != p.app {
+                        r.send(Input::App(p.app.clone()));
+                    }
+                    r.send(Input::Proposal {
+                        config: p.config,
+                        kind: p.kind,
+                        node: p.node,
+                    });
+                }
+                None
+            }
+            meta_names::CONFIG_PUSH => {
+                let p: SyncedPartition = call.decode().ok()?;
+                self.on_partition(p);
+                None
+            }
+            names::LEARN_FILE => {
+                let req: LearnFileRequest = match call.decode() {
+                    Ok(r) => r,
+                    Err(_) => return Some(call.error(ErrorCode::InvalidParameters)),
+                };
+                Some(match self.read_learn_file(&req) {
+                    Ok(data) => call.reply(&LearnFileResponse { data }),
+                    Err(code) => call.error(code),
+                })
+            }
+            _ => Some(call.error(ErrorCode::HandlerNotFound)),
+        }
+    }
+
+    fn read_learn_file(&self, req: &LearnFileRequest) -> Result<Bytes, ErrorCode> {
+        if !plain_name(&req.name) || !plain_name(&req.file) {
+            return Err(ErrorCode::InvalidParameters);
+        }
+        let path = layout::replica_dir(&self.ctx.root, req.gpid)
+            .join("learn")
+            .join(&req.name)
+            .join(&req.file);
+        let len = req.len.min(self.ctx.cfg.learn_chunk_bytes) as usize;
+        let read = || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(&path)?;
+            f.seek(SeekFrom::Start(req.offset))?;
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                let n = f.read(buf.get_mut(got..).unwrap_or_default())?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            buf.truncate(got);
+            Ok(buf)
+        };
+        read()
+            .map(Bytes::from)
+            .map_err(|_| ErrorCode::ObjectNotFound)
+    }
+
+    async fn on_rrdb(
+        self: &Arc<Self>,
+        header: RequestHeader,
+        req: RrdbRequest,
+    ) -> Result<RrdbResponse, ErrorCode> {
+        let gpid = Gpid::new(header.app_id, header.partition_index);
+        let replica = self.replica(gpid).ok_or(ErrorCode::ObjectNotFound)?;
+        if req.is_write() {
+            return self.write(&replica, req).await;
+        }
+        let store = replica
+            .readable_store(self.ctx.now_ms())
+            .ok_or(ErrorCode::InvalidState)?;
+        let app_id = gpid.app_id;
+        let pidx = gpid.pidx;
+        let server = self.ctx.addr.to_string();
+        // Reads may iterate: keep them off the async workers' hot path.
+        let resp = tokio::task::spawn_blocking(move || match req {
+            RrdbRequest::Get(key) => {
+                let mut r = store.get(&key);
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::Get(r)
+            }
+            RrdbRequest::MultiGet(m) => {
+                let mut r = store.multi_get(&m);
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::MultiGet(r)
+            }
+            RrdbRequest::BatchGet(b) => {
+                let mut r = store.batch_get(&b);
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::BatchGet(r)
+            }
+            RrdbRequest::SortkeyCount(hk) => {
+                let mut r = store.sortkey_count(&hk);
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::SortkeyCount(r)
+            }
+            RrdbRequest::Ttl(key) => {
+                let mut r = store.ttl(&key);
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::Ttl(r)
+            }
+            RrdbRequest::GetScanner(g) => RrdbResponse::GetScanner(store.get_scanner(&g)),
+            RrdbRequest::Scan(s) => RrdbResponse::Scan(store.scan(&s)),
+            RrdbRequest::ClearScanner(id) => {
+                store.clear_scanner(id);
+                RrdbResponse::ClearScanner(UpdateResponse::default())
+            }
+            // Writes were handled above.
+            other => RrdbResponse::Put(UpdateResponse {
+                error: 4,
+                app_id,
+                partition_index: pidx,
+                server: format!("unexpected {}", other.name()),
+                ..UpdateResponse::default()
+            }),
+        })
+        .await
+        .map_err(|_| ErrorCode::Unknown)?;
+        Ok(resp)
+    }
+
+    async fn write(&self, replica: &Shared, req: RrdbRequest) -> Result<RrdbResponse, ErrorCode> {
+        let name = req.name();
+        let write = match req {
+            RrdbRequest::Put(r) => WriteRequest::Put(r),
+            RrdbRequest::MultiPut(r) => WriteRequest::MultiPut(r),
+            RrdbRequest::Remove(k) => WriteRequest::Remove(k),
+            RrdbRequest::MultiRemove(r) => WriteRequest::MultiRemove(r),
+            RrdbRequest::Incr(r) => WriteRequest::Incr(r),
+            RrdbRequest::CheckAndSet(r) => WriteRequest::CheckAndSet(r),
+            RrdbRequest::CheckAndMutate(r) => WriteRequest::CheckAndMutate(r),
+            _ => return Err(ErrorCode::InvalidParameters),
+        };
+        let update = encode_write(&write);
+        if update.len() > self.ctx.cfg.max_write_bytes {
+            return Err(ErrorCode::InvalidData);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !replica.send(Input::Write { update, reply: tx }) {
+            return Err(ErrorCode::InvalidState);
+        }
+        let resp = rx.await.map_err(|_| ErrorCode::InvalidState)??;
+        let gpid = replica.gpid;
+        let server = self.ctx.addr.to_string();
+        let fill = |mut u: UpdateResponse| {
+            u.app_id = gpid.app_id;
+            u.partition_index = gpid.pidx;
+            u.server = server.clone();
+            u
+        };
+        Ok(match (name, resp) {
+            ("RPC_RRDB_RRDB_PUT", WriteResponse::Update(u)) => RrdbResponse::Put(fill(u)),
+            ("RPC_RRDB_RRDB_MULTI_PUT", WriteResponse::Update(u)) => {
+                RrdbResponse::MultiPut(fill(u))
+            }
+            (_, WriteResponse::Update(u)) => RrdbResponse::Remove(fill(u)),
+            (_, WriteResponse::MultiRemove(mut r)) => {
+                r.app_id = gpid.app_id;
+                r.partition_index = gpid.pidx;
+                r.server = server;
+                RrdbResponse::MultiRemove(r)
+            }
+            (_, WriteResponse::Incr(mut r)) => {
+                r.app_id = gpid.app_id;
+                r.partition_index = gpid.pidx;
+                r.server = server;
+                RrdbResponse::Incr(r)
+            }
+            (_, WriteResponse::CheckAndSet(r)) => {
+                RrdbResponse::CheckAndSet(fill_cas(r, gpid, server))
+            }
+            (_, WriteResponse::CheckAndMutate(r)) => {
+                RrdbResponse::CheckAndMutate(fill_cas(r, gpid, server))
+            }
+            (_, WriteResponse::SetDefaultTtl) => RrdbResponse::Put(UpdateResponse::default()),
+        })
+    }
+}
+
+/// Table facts for a replica created by a learner invitation (meta fills in the rest at the
+/// next config sync).
+fn app_hint(gpid: Gpid) -> AppSummary {
+    AppSummary {
+        app_id: gpid.app_id,
+        name: String::new(),
+        partition_count: 0,
+        envs: BTreeMap::new(),
+        dropped: false,
+    }
+}
+
+fn fill_cas(mut r: CheckAndSetResponse, gpid: Gpid, server: String) -> CheckAndSetResponse {
+    r.app_id = gpid.app_id;
+    r.partition_index = gpid.pidx;
+    r.server = server;
+    r
+}
+
+impl Handler for ReplicaServer {
+    async fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        frame: RequestFrame,
+    ) -> Option<ResponseFrame> {
+        match internal::parse(&frame.body) {
+            Ok(Some(call)) => return self.on_internal(call).await,
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let header = frame.header;
+        let parsed = parse_request(frame.body).ok()?;
+        match parsed {
+            ParsedRequest::Known {
+                message,
+                request: Request::Rrdb(req),
+            } => {
+                let one_way = req.is_one_way();
+                let result = self.on_rrdb(header, req).await;
+                if one_way {
+                    return None;
+                }
+                Some(match result {
+                    Ok(resp) => ResponseFrame {
+                        error: ErrorCode::Ok,
+                        name: ack_name(&message.name),
+                        seqid: message.seqid,
+                        result: Some(resp.encode()),
+                    },
+                    Err(code) => ResponseFrame {
+                        error: code,
+                        name: ack_name(&message.name),
+                        seqid: message.seqid,
+                        result: None,
+                    },
+                })
+            }
+            ParsedRequest::Known { message, .. } | ParsedRequest::UnknownRpc(message) => {
+                Some(ResponseFrame {
+                    error: ErrorCode::HandlerNotFound,
+                    name: ack_name(&message.name),
+                    seqid: message.seqid,
+                    result: None,
+                })
+            }
+        }
+    }
+}
+
+fn reports(server: &ReplicaServer) -> Vec<pegasus_meta::protocol::ReplicaReport> {
+    server
+        .replica_list()
+        .iter()
+        .filter(|r| !r.is_closed())
+        .map(|r| r.report().1)
+        .collect()
+}
+
+async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
+    loop {
+        let Some(s) = server.upgrade() else { return };
+        let ctx = s.ctx.clone();
+        let interval = Duration::from_millis(ctx.fd.fd_beacon_interval_ms);
+        let sent_ms = ctx.now_ms();
+        let beacon = Beacon {
+            node: ctx.me,
+            sent_ms,
+            start_ms: ctx.start_ms,
+            replicas: reports(&s),
+        };
+        drop(s);
+        if let Some(target) = ctx.meta.target() {
+            let ack: Result<BeaconAck, _> = internal::call(
+                &ctx.session(target),
+                meta_names::BEACON,
+                &beacon,
+                Duration::from_millis(ctx.fd.fd_beacon_interval_ms.max(500) * 2),
+            )
+            .await;
+            match ack {
+                Ok(a) if a.is_leader && a.lease_ms > 0 => {
+                    ctx.meta.set_leader(Some(target));
+                    let lease = Event::Lease {
+                        sent_ms: a.sent_ms,
+                        until_ms: a.sent_ms.saturating_add(a.lease_ms),
+                        now_ms: ctx.now_ms(),
+                    };
+                    if let Some(s) = server.upgrade() {
+                        for r in s.replica_list() {
+                            r.send(Input::Core(lease.clone()));
+                        }
+                    }
+                }
+                Ok(a) => ctx.meta.set_leader(a.leader.filter(|l| *l != target)),
+                Err(_) => ctx.meta.set_leader(None),
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn config_sync_loop(server: std::sync::Weak<ReplicaServer>) {
+    loop {
+        let Some(s) = server.upgrade() else { return };
+        let ctx = s.ctx.clone();
+        let req = ConfigSyncRequest {
+            node: ctx.me,
+            replicas: reports(&s),
+        };
+        drop(s);
+        let resp: Result<ConfigSyncResponse, _> =
+            ctx.meta_call(meta_names::CONFIG_SYNC, &req).await;
+        let mut interval = Duration::from_millis(ctx.cfg.config_sync_interval_ms);
+        match resp {
+            Ok(r) => {
+                let Some(s) = server.upgrade() else { return };
+                for p in r.partitions {
+                    s.on_partition(p);
+                }
+                for gpid in r.gc {
+                    if let Some(rep) = s.replica(gpid) {
+                        rep.send(Input::Close);
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while !rep.is_closed() && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    tracing::info!("replica {gpid:?}: table purged, moving it to garbage");
+                    let _ = layout::retire(&ctx.root, gpid, "gar", wall_ms());
+                }
+            }
+            // Meta not reachable or not leading yet: try again soon.
+            Err(_) => interval = Duration::from_millis(500),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Helper for tests and tools: the directory a server keeps a replica in.
+pub fn replica_path(root: &Path, gpid: Gpid) -> PathBuf {
+    layout::replica_dir(root, gpid)
+}

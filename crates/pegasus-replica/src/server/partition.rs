@@ -1,0 +1,637 @@
+//! One hosted replica: a thread that owns the PacificA core, the RocksDB partition store and
+//! the mutation log, fed by a channel. Blocking I/O (RocksDB writes, fsync) happens on this
+//! thread, never on the async runtime. Everything queued while the thread was busy is
+//! handled in one go and then the log is flushed once: group commit falls out of the loop.
+//!
+//! Reads do not go through the thread: it publishes the read deadline (lease, primary,
+//! re-proposals committed) after every event, and readers use the shared store directly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Decree, Gpid};
+use pegasus_meta::protocol::{AppSummary, ReplicaReport};
+use pegasus_proto::ErrorCode;
+use pegasus_storage::{PartitionStore, RocksEngine, StorageEngine, WriteRequest, WriteResponse};
+use tokio::sync::oneshot;
+
+use super::layout::{self, InitInfo};
+use super::Ctx;
+use crate::core::{Action, Checkpoint, Event, Refusal, Replica, Status};
+use crate::fs::StdFs;
+use crate::log::{LogOptions, MutationLog};
+use crate::mutation::Mutation;
+use crate::update::{decode_write, encode_write};
+
+/// The storage a replica serves from.
+pub type Store = PartitionStore<RocksEngine>;
+
+/// The answer to one client write.
+pub type WriteResult = Result<WriteResponse, ErrorCode>;
+
+/// What the replica thread is told.
+#[derive(Debug)]
+pub enum Input {
+    /// An event for the core.
+    Core(Event),
+    /// A client write.
+    Write {
+        /// Encoded write.
+        update: Bytes,
+        /// Where the answer goes.
+        reply: oneshot::Sender<WriteResult>,
+    },
+    /// Meta's proposal, with meta's configuration (delivered first).
+    Proposal {
+        /// Meta's configuration of the partition.
+        config: PartitionConfig,
+        /// The change.
+        kind: ConfigType,
+        /// The node it is about.
+        node: NodeId,
+    },
+    /// Table facts from meta (envs: `default_ttl` becomes a mutation on the primary).
+    App(AppSummary),
+    /// A learned checkpoint was fetched into `dir`.
+    CheckpointFetched {
+        /// Its decree.
+        decree: Decree,
+        /// Where its files are.
+        dir: PathBuf,
+    },
+    /// Fetching a checkpoint failed.
+    CheckpointFailed,
+    /// Stop (table dropped, garbage collected, or shutdown).
+    Close,
+}
+
+/// What the server sees of a replica.
+#[derive(Debug)]
+pub struct Shared {
+    /// The partition.
+    pub gpid: Gpid,
+    /// Its directory.
+    pub dir: PathBuf,
+    store: RwLock<Arc<Store>>,
+    read_until_ms: AtomicU64,
+    report: Mutex<(Status, ReplicaReport)>,
+    tx: Mutex<Sender<Input>>,
+    closed: AtomicBool,
+    app: Mutex<AppSummary>,
+}
+
+impl Shared {
+    /// The store, if reads may be served at `now_ms`.
+    pub fn readable_store(&self, now_ms: u64) -> Option<Arc<Store>> {
+        if now_ms >= self.read_until_ms.load(Ordering::Acquire) {
+            return None;
+        }
+        self.store.read().ok().map(|s| s.clone())
+    }
+
+    /// Sends an input to the replica thread (false if it stopped).
+    pub fn send(&self, input: Input) -> bool {
+        self.tx
+            .lock()
+            .map(|tx| tx.send(input).is_ok())
+            .unwrap_or(false)
+    }
+
+    /// Status and what the replica reports to meta.
+    pub fn report(&self) -> (Status, ReplicaReport) {
+        match self.report.lock() {
+            Ok(r) => *r,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Whether the thread has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The table facts.
+    pub fn app(&self) -> AppSummary {
+        match self.app.lock() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// How a replica thread ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Told to close.
+    Closed,
+    /// The replica failed (I/O error, protocol anomaly): rebuild it.
+    Failed,
+}
+
+fn storage_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Opens (or creates) the replica of `gpid` and starts its thread. `fresh_config` is used
+/// when the directory does not exist yet (the replica is created empty).
+pub fn open(
+    ctx: &Arc<Ctx>,
+    gpid: Gpid,
+    create_with: Option<(PartitionConfig, AppSummary)>,
+    on_exit: impl FnOnce(Gpid, Exit) + Send + 'static,
+) -> std::io::Result<Arc<Shared>> {
+    let dir = layout::replica_dir(&ctx.root, gpid);
+    let existed = dir.join("init.json").exists();
+    let init = if existed {
+        layout::read_init(&dir)?
+    } else {
+        let Some((config, app)) = create_with else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no replica {gpid:?} here"),
+            ));
+        };
+        std::fs::create_dir_all(&dir)?;
+        let info = InitInfo {
+            config: PartitionConfig {
+                gpid,
+                ballot: 0,
+                max_replica_count: config.max_replica_count,
+                ..PartitionConfig::default()
+            },
+            fresh: true,
+            app,
+        };
+        layout::write_init(&dir, &info)?;
+        info
+    };
+    let _ = std::fs::remove_dir_all(dir.join("data.old"));
+    let _ = std::fs::remove_dir_all(dir.join("learn"));
+    let engine = RocksEngine::open(&ctx.env, &dir.join("data")).map_err(storage_error)?;
+    let store = Arc::new(PartitionStore::new(engine, ctx.clock.clone(), ctx.limits));
+    let committed = store.last_applied_decree();
+    let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(StdFs);
+    let (log, replayed, report) =
+        MutationLog::open(fs, &dir.join("plog"), LogOptions::default()).map_err(storage_error)?;
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            "replica {gpid:?}: cut {} bytes of torn mutation-log tail",
+            report.truncated_bytes
+        );
+    }
+    let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
+    if init.fresh {
+        core.mark_fresh();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shared = Arc::new(Shared {
+        gpid,
+        dir: dir.clone(),
+        store: RwLock::new(store.clone()),
+        read_until_ms: AtomicU64::new(0),
+        report: Mutex::new((
+            core.status(),
+            ReplicaReport {
+                gpid,
+                ballot: core.data_ballot().max(init.config.ballot),
+                last_committed: core.last_committed(),
+                last_prepared: core.last_prepared(),
+            },
+        )),
+        tx: Mutex::new(tx),
+        closed: AtomicBool::new(false),
+        app: Mutex::new(init.app.clone()),
+    });
+    let mut actor = Actor {
+        ctx: ctx.clone(),
+        shared: shared.clone(),
+        core,
+        store,
+        log,
+        appended: 0,
+        flushed: 0,
+        clients: HashMap::new(),
+        next_client: 1,
+        persisted: init,
+        last_tick: 0,
+        last_checkpoint: ctx.now_ms(),
+        learn_dirs: Vec::new(),
+        default_ttl: None,
+    };
+    let thread_shared = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("replica-{}.{}", gpid.app_id, gpid.pidx))
+        .spawn(move || {
+            let exit = actor.run(rx);
+            thread_shared.closed.store(true, Ordering::Release);
+            thread_shared.read_until_ms.store(0, Ordering::Release);
+            on_exit(gpid, exit);
+        })?;
+    Ok(shared)
+}
+
+struct Actor {
+    ctx: Arc<Ctx>,
+    shared: Arc<Shared>,
+    core: Replica,
+    store: Arc<Store>,
+    log: MutationLog,
+    appended: u64,
+    flushed: u64,
+    clients: HashMap<u64, oneshot::Sender<WriteResult>>,
+    next_client: u64,
+    persisted: InitInfo,
+    last_tick: u64,
+    last_checkpoint: u64,
+    learn_dirs: Vec<PathBuf>,
+    /// The `default_ttl` env last turned into a mutation by this node as primary.
+    default_ttl: Option<u32>,
+}
+
+/// Inputs handled per round before the log is flushed.
+const BATCH: usize = 512;
+
+impl Actor {
+    fn run(&mut self, rx: Receiver<Input>) -> Exit {
+        let tick = Duration::from_millis(self.ctx.cfg.tick_ms.max(1));
+        loop {
+            let first = match rx.recv_timeout(tick) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return self.close(),
+            };
+            let mut inputs: Vec<Input> = first.into_iter().collect();
+            while inputs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(i) => inputs.push(i),
+                    Err(_) => break,
+                }
+            }
+            for input in inputs {
+                if matches!(input, Input::Close) {
+                    return self.close();
+                }
+                self.input(input);
+            }
+            let now = self.ctx.now_ms();
+            if now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
+                self.last_tick = now;
+                self.event(Event::Tick { now_ms: now });
+            }
+            // Group commit: one write + fsync for everything appended this round.
+            if self.log.has_pending() {
+                match self.log.flush() {
+                    Ok(_) => {
+                        self.flushed = self.appended;
+                        self.event(Event::LogFlushed {
+                            appended: self.flushed,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "replica {:?}: mutation log flush failed: {e}",
+                            self.shared.gpid
+                        );
+                        self.event(Event::LocalError);
+                    }
+                }
+            }
+            if self.core.status() == Status::Error {
+                tracing::error!(
+                    "replica {:?} is in error: it will be rebuilt",
+                    self.shared.gpid
+                );
+                self.fail_clients(ErrorCode::InvalidState);
+                return Exit::Failed;
+            }
+            self.maybe_checkpoint(now);
+            self.persist();
+        }
+    }
+
+    fn close(&mut self) -> Exit {
+        self.fail_clients(ErrorCode::InvalidState);
+        let _ = self.log.flush();
+        let _ = self.store.engine().flush();
+        self.persist();
+        Exit::Closed
+    }
+
+    fn fail_clients(&mut self, code: ErrorCode) {
+        for (_, c) in self.clients.drain() {
+            let _ = c.send(Err(code));
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Core(ev) => self.event(ev),
+            Input::Write { update, reply } => {
+                let id = self.next_client;
+                self.next_client += 1;
+                self.clients.insert(id, reply);
+                self.event(Event::ClientWrite { id, update });
+            }
+            Input::Proposal { config, kind, node } => {
+                self.event(Event::Config(config));
+                self.event(Event::Proposal { kind, node });
+            }
+            Input::App(app) => self.on_app(app),
+            Input::CheckpointFetched { decree, dir } => self.install_checkpoint(decree, &dir),
+            Input::CheckpointFailed => {
+                tracing::warn!(
+                    "replica {:?}: fetching a checkpoint failed",
+                    self.shared.gpid
+                );
+            }
+            Input::Close => {}
+        }
+    }
+
+    fn on_app(&mut self, app: AppSummary) {
+        if let Ok(mut a) = self.shared.app.lock() {
+            *a = app.clone();
+        }
+        self.persisted.app = app;
+        if let Err(e) = layout::write_init(&self.shared.dir, &self.persisted) {
+            tracing::warn!(
+                "replica {:?}: cannot persist table facts: {e}",
+                self.shared.gpid
+            );
+        }
+        // The primary turns a changed `default_ttl` into a mutation, so every replica
+        // switches policy at the same decree.
+        let ttl = self
+            .persisted
+            .app
+            .envs
+            .get("default_ttl")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if self.core.status() == Status::Primary
+            && self.default_ttl != Some(ttl)
+            && self.store.engine().ttl_policy().default_ttl != ttl
+        {
+            self.default_ttl = Some(ttl);
+            let id = self.next_client;
+            self.next_client += 1;
+            self.event(Event::ClientWrite {
+                id,
+                update: encode_write(&WriteRequest::SetDefaultTtl(ttl)),
+            });
+        }
+    }
+
+    fn publish(&self) {
+        let until = self.core.read_deadline().unwrap_or(0);
+        self.shared.read_until_ms.store(until, Ordering::Release);
+        if let Ok(mut r) = self.shared.report.lock() {
+            *r = (
+                self.core.status(),
+                ReplicaReport {
+                    gpid: self.shared.gpid,
+                    ballot: self.core.data_ballot().max(self.core.config().ballot),
+                    last_committed: self.core.last_committed(),
+                    last_prepared: self.core.last_prepared(),
+                },
+            );
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        let actions = self.core.handle(ev);
+        // Published before acting, so no read slips in after a step-down.
+        self.publish();
+        for a in actions {
+            self.action(a);
+        }
+        self.publish();
+    }
+
+    fn action(&mut self, action: Action) {
+        let gpid = self.shared.gpid;
+        match action {
+            Action::Send { to, msg } => self.ctx.send_peer(to, gpid, msg),
+            Action::AppendLog(m) => {
+                self.log.append(&m);
+                self.appended += 1;
+            }
+            Action::Commit { mutation, clients } => self.commit(mutation, clients),
+            Action::Refuse { clients, reason } => {
+                let code = match reason {
+                    Refusal::NotPrimary => ErrorCode::InvalidState,
+                    Refusal::NotEnoughMembers => ErrorCode::NotEnoughMember,
+                    // Outcome unknown: it may still commit under the next primary.
+                    Refusal::Aborted => ErrorCode::Timeout,
+                };
+                for c in clients {
+                    if let Some(r) = self.clients.remove(&c) {
+                        let _ = r.send(Err(code));
+                    }
+                }
+            }
+            Action::RequestConfig { kind, node, config } => {
+                self.ctx
+                    .request_config(self.shared.clone(), kind, node, config);
+            }
+            Action::BuildLearnState {
+                learner,
+                signature,
+                from,
+            } => {
+                let (checkpoint, mutations) = self.learn_state(from);
+                self.event(Event::LearnStateReady {
+                    learner,
+                    signature,
+                    checkpoint,
+                    mutations,
+                });
+            }
+            Action::InstallCheckpoint(cp) => self.ctx.fetch_checkpoint(self.shared.clone(), cp),
+        }
+    }
+
+    fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
+        let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
+        if writes.len() != m.updates.len() {
+            tracing::error!(
+                "replica {:?}: decree {} holds an update that does not decode",
+                self.shared.gpid,
+                m.decree
+            );
+            self.event(Event::LocalError);
+            return;
+        }
+        match self.store.apply(m.decree, m.timestamp_us, &writes) {
+            Ok(responses) => {
+                for (c, resp) in clients.into_iter().zip(responses) {
+                    if let Some(r) = self.clients.remove(&c) {
+                        let _ = r.send(Ok(resp));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "replica {:?}: cannot apply decree {}: {e}",
+                    self.shared.gpid,
+                    m.decree
+                );
+                self.event(Event::LocalError);
+            }
+        }
+    }
+
+    /// What a learner starting at `from` needs: the logged mutations from `from` if the log
+    /// still has them all, else a checkpoint of the store plus the mutations after it.
+    fn learn_state(&mut self, from: Decree) -> (Option<Checkpoint>, Vec<Mutation>) {
+        let applied = self.store.last_applied_decree();
+        let logged = self.log.read_from(from).unwrap_or_default();
+        let complete = from > applied || logged.first().is_some_and(|m| m.decree <= from);
+        if complete {
+            return (None, logged);
+        }
+        match self.make_checkpoint() {
+            Ok((cp, decree)) => {
+                let after = self.log.read_from(decree + 1).unwrap_or_default();
+                (Some(cp), after)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "replica {:?}: checkpoint for a learner failed: {e}",
+                    self.shared.gpid
+                );
+                (None, logged)
+            }
+        }
+    }
+
+    fn make_checkpoint(&mut self) -> std::io::Result<(Checkpoint, Decree)> {
+        let name = format!("cp-{}-{}", self.ctx.now_ms(), self.learn_dirs.len());
+        let learn = self.shared.dir.join("learn");
+        std::fs::create_dir_all(&learn)?;
+        let dir = learn.join(&name);
+        let state = self
+            .store
+            .engine()
+            .checkpoint(&dir)
+            .map_err(storage_error)?;
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                files.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.metadata()?.len(),
+                ));
+            }
+        }
+        self.learn_dirs.push(dir);
+        // Keep the last few checkpoints for learners still fetching them.
+        while self.learn_dirs.len() > 3 {
+            let old = self.learn_dirs.remove(0);
+            let _ = std::fs::remove_dir_all(old);
+        }
+        let handle = super::CheckpointHandle {
+            server: self.ctx.addr,
+            gpid: self.shared.gpid,
+            name,
+            files,
+        };
+        let data = postcard::to_stdvec(&handle).map_err(std::io::Error::other)?;
+        Ok((
+            Checkpoint {
+                decree: state.decree,
+                data: Bytes::from(data),
+            },
+            state.decree,
+        ))
+    }
+
+    fn install_checkpoint(&mut self, decree: Decree, fetched: &Path) {
+        let data = self.shared.dir.join("data");
+        let result = (|| -> std::io::Result<Arc<Store>> {
+            // The current engine keeps working in `data.old` until every reader has let go
+            // of it; the directory is removed at the next install or reopen.
+            let old = self.shared.dir.join("data.old");
+            let _ = std::fs::remove_dir_all(&old);
+            if data.exists() {
+                std::fs::rename(&data, &old)?;
+            }
+            std::fs::rename(fetched, &data)?;
+            let engine = RocksEngine::open(&self.ctx.env, &data).map_err(storage_error)?;
+            Ok(Arc::new(PartitionStore::new(
+                engine,
+                self.ctx.clock.clone(),
+                self.ctx.limits,
+            )))
+        })();
+        match result {
+            Ok(store) => {
+                if let Ok(mut s) = self.shared.store.write() {
+                    *s = store.clone();
+                }
+                self.store = store;
+                self.event(Event::CheckpointInstalled { decree });
+            }
+            Err(e) => {
+                tracing::error!(
+                    "replica {:?}: installing checkpoint failed: {e}",
+                    self.shared.gpid
+                );
+                self.event(Event::LocalError);
+            }
+        }
+    }
+
+    /// Flushes RocksDB and drops log segments it no longer needs, on a timer.
+    fn maybe_checkpoint(&mut self, now: u64) {
+        let every = self.ctx.cfg.checkpoint_interval_ms;
+        if now.saturating_sub(self.last_checkpoint) < every {
+            return;
+        }
+        self.last_checkpoint = now;
+        let engine = self.store.engine();
+        if let Err(e) = engine.flush() {
+            tracing::error!("replica {:?}: flush failed: {e}", self.shared.gpid);
+            self.event(Event::LocalError);
+            return;
+        }
+        // Keep what lagging secondaries or learners may still ask for.
+        let durable = engine.durable_decree().unwrap_or(0);
+        let keep_from = durable.saturating_sub(self.ctx.cfg.log_retain_decrees);
+        if let Err(e) = self.log.gc(keep_from) {
+            tracing::warn!("replica {:?}: log gc failed: {e}", self.shared.gpid);
+        }
+    }
+
+    /// Writes `init.json` when the ballot, the fresh flag or the table facts changed.
+    fn persist(&mut self) {
+        let config = self.core.config().clone();
+        let fresh = self.core.is_fresh();
+        if config.ballot == self.persisted.config.ballot
+            && fresh == self.persisted.fresh
+            && config == self.persisted.config
+        {
+            return;
+        }
+        let mut info = self.persisted.clone();
+        info.config = config;
+        info.fresh = fresh;
+        match layout::write_init(&self.shared.dir, &info) {
+            Ok(()) => self.persisted = info,
+            Err(e) => {
+                tracing::error!(
+                    "replica {:?}: cannot persist init info: {e}",
+                    self.shared.gpid
+                );
+                self.event(Event::LocalError);
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! `pegasus onebox`: a whole cluster on 127.0.0.1 — metas and replica servers as separate
+//! processes of this binary — with table `temp` created, in the foreground. Ctrl-C or
+//! SIGTERM stops every instance.
+//!
+//! State lives in the onebox directory: `pegasus.toml` (the shared configuration),
+//! `onebox.json` (each instance's command line), `<instance>.pid` and `<instance>.log`, and
+//! each instance's data directory. `pegasus onebox kill <instance>` and `pegasus onebox
+//! restart <instance>` act on one instance of a running onebox, so tests can crash and
+//! restart nodes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use pegasus_client::{Client, ClientConfig};
+use pegasus_proto::meta::{CreateAppOptions, CreateAppRequest};
+use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
+use serde::{Deserialize, Serialize};
+
+/// `pegasus onebox` arguments.
+#[derive(Debug, Args)]
+pub struct OneboxArgs {
+    /// Act on one instance of a running onebox instead of starting one.
+    #[command(subcommand)]
+    pub action: Option<OneboxAction>,
+    /// Where the onebox keeps configuration, logs and data.
+    #[arg(long, default_value = "./onebox", global = true)]
+    pub dir: PathBuf,
+    /// Meta servers.
+    #[arg(long, default_value_t = 3)]
+    pub metas: u16,
+    /// Replica servers.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u16,
+    /// First meta port (Pegasus's onebox: 34601, 34602, ...).
+    #[arg(long, default_value_t = 34601)]
+    pub meta_port: u16,
+    /// First replica port (Pegasus's onebox: 34801, 34802, ...).
+    #[arg(long, default_value_t = 34801)]
+    pub replica_port: u16,
+    /// Partitions of table `temp`.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Remove the onebox directory first (all data is lost).
+    #[arg(long)]
+    pub clean: bool,
+}
+
+/// One-instance actions.
+#[derive(Debug, Subcommand)]
+pub enum OneboxAction {
+    /// SIGKILL one instance (`meta1`, `replica2`, ...), as `kill -9`.
+    Kill {
+        /// Instance name.
+        instance: String,
+    },
+    /// Start one instance again (killing it first if it runs).
+    Restart {
+        /// Instance name.
+        instance: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Instance {
+    name: String,
+    args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Layout {
+    metas: Vec<SocketAddr>,
+    replicas: Vec<SocketAddr>,
+    instances: Vec<Instance>,
+}
+
+fn pid_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.pid"))
+}
+
+fn read_pid(dir: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(pid_file(dir, name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Starts one instance as a detached process (its own process group, output to its log).
+fn spawn(dir: &Path, inst: &Instance) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find the pegasus binary")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.log", inst.name)))?;
+    let child = Command::new(exe)
+        .args(&inst.args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", inst.name))?;
+    let pid = child.id();
+    std::fs::write(pid_file(dir, &inst.name), pid.to_string())?;
+    // Dropping the handle neither waits for nor kills the child; it is stopped by pid.
+    drop(child);
+    Ok(pid)
+}
+
+fn kill(dir: &Path, name: &str) {
+    if let Some(pid) = read_pid(dir, name) {
+        signal(pid, "KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(pid_file(dir, name));
+    }
+}
+
+fn stop_all(dir: &Path, layout: &Layout) {
+    let pids: Vec<u32> = layout
+        .instances
+        .iter()
+        .filter_map(|i| read_pid(dir, &i.name))
+        .collect();
+    for pid in &pids {
+        signal(*pid, "TERM");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in pids.iter().filter(|p| alive(**p)) {
+        signal(*pid, "KILL");
+    }
+    for i in &layout.instances {
+        let _ = std::fs::remove_file(pid_file(dir, &i.name));
+    }
+}
+
+fn read_layout(dir: &Path) -> anyhow::Result<Layout> {
+    let text = std::fs::read_to_string(dir.join("onebox.json"))
+        .with_context(|| format!("no onebox in {}", dir.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Runs `pegasus onebox`.
+pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
+    if let Some(action) = &args.action {
+        let layout = read_layout(&args.dir)?;
+        let name = match action {
+            OneboxAction::Kill { instance } | OneboxAction::Restart { instance } => instance,
+        };
+        let Some(inst) = layout.instances.iter().find(|i| &i.name == name) else {
+            bail!(
+                "no instance {name:?}; instances: {:?}",
+                layout.instances.iter().map(|i| &i.name).collect::<Vec<_>>()
+            );
+        };
+        kill(&args.dir, name);
+        if matches!(action, OneboxAction::Restart { .. }) {
+            let pid = spawn(&args.dir, inst)?;
+            println!("{name} restarted (pid {pid})");
+        } else {
+            println!("{name} killed");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.metas == 0 || args.replicas == 0 {
+        bail!("a onebox needs at least one meta and one replica server");
+    }
+    if args.clean && args.dir.exists() {
+        if let Ok(old) = read_layout(&args.dir) {
+            stop_all(&args.dir, &old);
+        }
+        std::fs::remove_dir_all(&args.dir)
+            .with_context(|| format!("cannot remove {}", args.dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = args.dir.canonicalize()?;
+    if let Ok(old) = read_layout(&dir) {
+        // A previous onebox that was not stopped cleanly.
+        stop_all(&dir, &old);
+    }
+    let port = |base: u16, i: u16| -> anyhow::Result<SocketAddr> {
+        let p = base.checked_add(i).context("port out of range")?;
+        Ok(SocketAddr::from(([127, 0, 0, 1], p)))
+    };
+    let metas: Vec<SocketAddr> = (0..args.metas)
+        .map(|i| port(args.meta_port, i))
+        .collect::<anyhow::Result<_>>()?;
+    let replicas: Vec<SocketAddr> = (0..args.replicas)
+        .map(|i| port(args.replica_port, i))
+        .collect::<anyhow::Result<_>>()?;
+    let meta_list = metas
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = dir.join("pegasus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `pegasus onebox`.\n[meta_server]\nserver_list = \"{meta_list}\"\n\
+             min_live_node_count_for_unfreeze = 1\n\n[pegasus.server]\n\
+             rocksdb_block_cache_capacity = 67108864\nrocksdb_write_buffer_size = 16777216\n"
+        ),
+    )?;
+    let cfg = config.to_string_lossy().into_owned();
+    let mut instances = Vec::new();
+    for (i, addr) in metas.iter().enumerate() {
+        let name = format!("meta{}", i + 1);
+        instances.push(Instance {
+            args: vec![
+                "meta".into(),
+                "--config".into(),
+                cfg.clone(),
+                "--listen".into(),
+                addr.to_string(),
+                "--data-dir".into(),
+                dir.join(&name).to_string_lossy().into_owned(),
+            ],
+            name,
+        });
+    }
+    for (i, addr) in replicas.iter().enumerate() {
+        let name = format!("replica{}", i + 1);
+        instances.push(Instance {
+            args: vec![
+                "replica".into(),
+                "--config".into(),
+                cfg.clone(),
+                "--listen".into(),
+                addr.to_string(),
+                "--data-dir".into(),
+                dir.join(&name).to_string_lossy().into_owned(),
+            ],
+            name,
+        });
+    }
+    let layout = Layout {
+        metas: metas.clone(),
+        replicas: replicas.clone(),
+        instances,
+    };
+    std::fs::write(dir.join("onebox.json"), serde_json::to_vec_pretty(&layout)?)?;
+    for inst in &layout.instances {
+        spawn(&dir, inst)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let replica_count = i32::from(args.replicas.min(3));
+    let ready = runtime.block_on(async {
+        tokio::select! {
+            r = bring_up(&metas, args.partitions, replica_count) => r.map(Some),
+            _ = crate::shutdown_signal() => Ok(None),
+        }
+    });
+    match ready {
+        Ok(Some(())) => {
+            let list = |v: &[SocketAddr]| {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            println!(
+                "onebox ready: meta={} replica={} table=temp partitions={} dir={}",
+                list(&metas),
+                list(&replicas),
+                args.partitions,
+                dir.display()
+            );
+            let _ = std::io::stdout().flush();
+            runtime.block_on(crate::shutdown_signal());
+            eprintln!("onebox: stopping");
+            stop_all(&dir, &layout);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            stop_all(&dir, &layout);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            stop_all(&dir, &layout);
+            Err(e.context(format!("onebox did not come up; logs in {}", dir.display())))
+        }
+    }
+}
+
+/// Creates `temp` (if missing) and waits until every partition has a primary and its
+/// secondaries.
+async fn bring_up(metas: &[SocketAddr], partitions: i32, replicas: i32) -> anyhow::Result<()> {
+    let mut cc = ClientConfig::new(metas.iter().copied());
+    cc.meta_query_timeout = Duration::from_secs(5);
+    let client = Client::new(cc);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let resp = client
+            .meta(MetaRequest::CreateApp(CreateAppRequest {
+                app_name: "temp".into(),
+                options: CreateAppOptions {
+                    partition_count: partitions,
+                    replica_count: replicas,
+                    success_if_exist: true,
+                    app_type: "pegasus".into(),
+                    is_stateful: true,
+                    envs: BTreeMap::new(),
+                    ..CreateAppOptions::default()
+                },
+            }))
+            .await;
+        match resp {
+            Ok(MetaResponse::CreateApp(r)) if r.err == ErrorCode::Ok => break,
+            // Replica servers not registered yet (too few alive, or freezed): wait.
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(300)).await,
+            other => bail!("cannot create table temp: {other:?}"),
+        }
+    }
+    loop {
+        if let Ok(r) = client.query_config("temp").await {
+            let healthy = r.err == ErrorCode::Ok
+                && r.partitions.len() == usize::try_from(partitions).unwrap_or(0)
+                && r.partitions.iter().all(|p| {
+                    p.primary.is_valid()
+                        && p.secondaries.len() + 1 == usize::try_from(replicas).unwrap_or(0)
+                });
+            if healthy {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("table temp not healthy within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,378 @@
+//! Every rrdb operation through the Rust client against a real onebox (3 metas, 3 replica
+//! servers, separate processes, RocksDB, TCP on 127.0.0.1); bad frames; drop and recall.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod onebox;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use onebox::{serial, Onebox};
+use pegasus_client::{
+    CasCheckType, CheckAndSetOptions, MultiGetOptions, Mutate, MutateOperation, ScanOptions,
+};
+use pegasus_proto::meta::{DropAppOptions, DropAppRequest, RecallAppRequest};
+use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_rrdb_operation_works_against_onebox() {
+    let _g = serial();
+    let ob = Onebox::start(3, 8);
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+
+        // set / get / exist / ttl / del
+        t.set(b"hk", b"sk", b"v1", None).await.unwrap();
+        assert_eq!(
+            t.get(b"hk", b"sk").await.unwrap(),
+            Some(Bytes::from_static(b"v1"))
+        );
+        assert!(t.exist(b"hk", b"sk").await.unwrap());
+        assert_eq!(t.ttl(b"hk", b"sk").await.unwrap(), Some(-1));
+        t.set(b"hk", b"ttl", b"x", Some(Duration::from_secs(100)))
+            .await
+            .unwrap();
+        let ttl = t.ttl(b"hk", b"ttl").await.unwrap().unwrap();
+        assert!((95..=100).contains(&ttl), "ttl {ttl}");
+        t.del(b"hk", b"sk").await.unwrap();
+        assert_eq!(t.get(b"hk", b"sk").await.unwrap(), None);
+        assert!(!t.exist(b"hk", b"sk").await.unwrap());
+        assert_eq!(t.ttl(b"hk", b"sk").await.unwrap(), None);
+
+        // A value with a short TTL expires.
+        t.set(b"hk", b"short", b"x", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(t.get(b"hk", b"short").await.unwrap(), None, "expired");
+
+        // incr
+        assert_eq!(t.incr(b"n", b"c", 5, None).await.unwrap(), 5);
+        assert_eq!(t.incr(b"n", b"c", -2, None).await.unwrap(), 3);
+        t.set(b"n", b"bad", b"abc", None).await.unwrap();
+        assert!(
+            t.incr(b"n", b"bad", 1, None).await.is_err(),
+            "incr on a non-integer"
+        );
+
+        // multi_set / multi_get / range / sortkey_count / multi_del
+        let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..20)
+            .map(|i| {
+                (
+                    format!("s{i:02}").into_bytes(),
+                    format!("v{i}").into_bytes(),
+                )
+            })
+            .collect();
+        let refs: Vec<(&[u8], &[u8])> = kvs
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        t.multi_set(b"m", &refs, None).await.unwrap();
+        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 20);
+        let all = t.multi_get(b"m", &[]).await.unwrap();
+        assert_eq!(all.kvs.len(), 20);
+        assert!(all.all_fetched);
+        let some = t.multi_get(b"m", &[b"s03", b"s07", b"nope"]).await.unwrap();
+        assert_eq!(
+            some.kvs,
+            vec![
+                (Bytes::from_static(b"s03"), Bytes::from_static(b"v3")),
+                (Bytes::from_static(b"s07"), Bytes::from_static(b"v7"))
+            ]
+        );
+        let range = t
+            .multi_get_range(
+                b"m",
+                b"s05",
+                b"s10",
+                &MultiGetOptions {
+                    start_inclusive: true,
+                    stop_inclusive: false,
+                    ..MultiGetOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            range.kvs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            (5..10)
+                .map(|i| Bytes::from(format!("s{i:02}")))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(t.multi_del(b"m", &[b"s00", b"s01"]).await.unwrap(), 2);
+        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 18);
+
+        // check_and_set / check_and_mutate
+        let r = t
+            .check_and_set(
+                b"cas",
+                b"k",
+                CasCheckType::ValueNotExist,
+                b"",
+                b"first",
+                &CheckAndSetOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert!(r.set_succeed);
+        let r = t
+            .check_and_set(
+                b"cas",
+                b"k",
+                CasCheckType::ValueNotExist,
+                b"",
+                b"second",
+                &CheckAndSetOptions {
+                    return_check_value: true,
+                    ..CheckAndSetOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!r.set_succeed);
+        assert_eq!(r.check_value, Some(Bytes::from_static(b"first")));
+        let r = t
+            .check_and_mutate(
+                b"cas",
+                b"k",
+                CasCheckType::ValueBytesEqual,
+                b"first",
+                vec![
+                    Mutate {
+                        operation: MutateOperation::Put,
+                        sort_key: Bytes::from_static(b"k2"),
+                        value: Bytes::from_static(b"m"),
+                        set_expire_ts_seconds: 0,
+                    },
+                    Mutate {
+                        operation: MutateOperation::Delete,
+                        sort_key: Bytes::from_static(b"k"),
+                        value: Bytes::new(),
+                        set_expire_ts_seconds: 0,
+                    },
+                ],
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(r.set_succeed);
+        assert_eq!(t.get(b"cas", b"k").await.unwrap(), None);
+        assert_eq!(
+            t.get(b"cas", b"k2").await.unwrap(),
+            Some(Bytes::from_static(b"m"))
+        );
+
+        // batch_get across partitions
+        for i in 0..30 {
+            t.set(
+                format!("b{i}").as_bytes(),
+                b"s",
+                format!("{i}").as_bytes(),
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
+            .map(|i| (format!("b{i}").into_bytes(), b"s".to_vec()))
+            .collect();
+        let krefs: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .map(|(h, s)| (h.as_slice(), s.as_slice()))
+            .collect();
+        let got = t.batch_get(&krefs).await.unwrap();
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(v.as_deref(), Some(format!("{i}").as_bytes()));
+        }
+
+        // ordered scanner over one hash key, in batches
+        let mut sc = t
+            .get_scanner(
+                b"m",
+                b"",
+                b"",
+                ScanOptions {
+                    batch_size: 4,
+                    ..ScanOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while let Some((hk, sk, _v)) = sc.next().await.unwrap() {
+            assert_eq!(hk, Bytes::from_static(b"m"));
+            seen.push(sk);
+        }
+        assert_eq!(seen.len(), 18);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "ordered");
+
+        // unordered scanners cover the table: every b* key exactly once
+        let scanners = t
+            .get_unordered_scanners(
+                3,
+                ScanOptions {
+                    batch_size: 7,
+                    ..ScanOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut hks = Vec::new();
+        for mut s in scanners {
+            while let Some((hk, _, _)) = s.next().await.unwrap() {
+                if hk.starts_with(b"b") {
+                    hks.push(hk);
+                }
+            }
+        }
+        hks.sort();
+        let mut want: Vec<Bytes> = (0..30).map(|i| Bytes::from(format!("b{i}"))).collect();
+        want.sort();
+        assert_eq!(hks, want);
+
+        // del_range
+        assert_eq!(t.del_range(b"m", b"s10", b"").await.unwrap(), 10);
+        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 8);
+
+        // A write over 1 MiB is refused with ERR_INVALID_DATA.
+        let big = vec![7u8; (1 << 20) + 10];
+        let err = t.set(b"big", b"v", &big, None).await.unwrap_err();
+        assert!(format!("{err}").contains("ERR_INVALID_DATA"), "{err}");
+    });
+}
+
+#[test]
+fn garbage_and_huge_frames_disconnect_only_that_client() {
+    let _g = serial();
+    let ob = Onebox::start(3, 4);
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        t.set(b"a", b"b", b"c", None).await.unwrap();
+        for target in ob.replicas.iter().chain(ob.metas.iter()) {
+            let mut garbage = tokio::net::TcpStream::connect(target).await.unwrap();
+            garbage
+                .write_all(b"\x01\x02\x03\x04 definitely not thrift")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let n = tokio::time::timeout(Duration::from_secs(5), garbage.read(&mut buf)).await;
+            assert!(
+                matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+                "{target} closes a garbage connection"
+            );
+
+            let mut huge = tokio::net::TcpStream::connect(target).await.unwrap();
+            let mut hdr = b"THFT".to_vec();
+            hdr.extend_from_slice(&0u32.to_be_bytes());
+            hdr.extend_from_slice(&48u32.to_be_bytes());
+            hdr.extend_from_slice(&0u32.to_be_bytes());
+            hdr.extend_from_slice(&u32::MAX.to_be_bytes());
+            hdr.resize(48, 0);
+            huge.write_all(&hdr).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), huge.read(&mut buf)).await;
+            assert!(
+                matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+                "{target} refuses a 4 GiB frame"
+            );
+        }
+        // Everyone keeps serving the well-behaved client.
+        assert_eq!(
+            t.get(b"a", b"b").await.unwrap(),
+            Some(Bytes::from_static(b"c"))
+        );
+        t.set(b"a", b"b", b"d", None).await.unwrap();
+        assert_eq!(
+            t.get(b"a", b"b").await.unwrap(),
+            Some(Bytes::from_static(b"d"))
+        );
+    });
+}
+
+#[test]
+fn dropped_table_comes_back_with_its_data_when_recalled() {
+    let _g = serial();
+    let ob = Onebox::start(3, 4);
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        for i in 0..50 {
+            t.set(
+                format!("k{i}").as_bytes(),
+                b"s",
+                format!("v{i}").as_bytes(),
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        let app_id = client.query_config("temp").await.unwrap().app_id;
+        match client
+            .meta(MetaRequest::DropApp(DropAppRequest {
+                app_name: "temp".into(),
+                options: DropAppOptions::default(),
+            }))
+            .await
+            .unwrap()
+        {
+            MetaResponse::DropApp(r) => assert_eq!(r.err, ErrorCode::Ok),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            client.query_config("temp").await.unwrap().err,
+            ErrorCode::ObjectNotFound
+        );
+        // The replica servers close the dropped table's replicas at their next config sync.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(
+            t.get(b"k1", b"s").await.is_err(),
+            "a dropped table serves nothing"
+        );
+        match client
+            .meta(MetaRequest::RecallApp(RecallAppRequest {
+                app_id,
+                new_app_name: String::new(),
+            }))
+            .await
+            .unwrap()
+        {
+            MetaResponse::RecallApp(r) => assert_eq!(r.err, ErrorCode::Ok),
+            other => panic!("{other:?}"),
+        }
+        let t = client.open_table("temp").await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        for i in 0..50 {
+            loop {
+                match t.get(format!("k{i}").as_bytes(), b"s").await {
+                    Ok(v) => {
+                        assert_eq!(v, Some(Bytes::from(format!("v{i}"))), "k{i} after recall");
+                        break;
+                    }
+                    Err(e) if std::time::Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => panic!("k{i} unreadable after recall: {e}\n{}", ob.logs()),
+                }
+            }
+        }
+    });
+}

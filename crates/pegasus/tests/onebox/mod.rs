@@ -1,0 +1,211 @@
+//! Test support: a `pegasus onebox` process on free ports in a temporary directory, with the
+//! one-instance kill / restart commands.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use pegasus_client::{Client, ClientConfig};
+
+/// Onebox tests share two cores: run them one at a time.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ports_free(base: u16, n: u16) -> bool {
+    (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+}
+
+/// `n` consecutive free ports.
+fn free_range(n: u16) -> u16 {
+    let seed = std::process::id() as u16;
+    for attempt in 0..1000u16 {
+        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt.wrapping_mul(97))) % 30_000;
+        if ports_free(base, n) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+pub struct Onebox {
+    pub dir: PathBuf,
+    pub metas: Vec<SocketAddr>,
+    pub replicas: Vec<SocketAddr>,
+    child: Option<Child>,
+    meta_port: u16,
+    replica_port: u16,
+    partitions: i32,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Onebox {
+    /// Starts a onebox with 3 metas and `replicas` replica servers; waits for `onebox ready`.
+    pub fn start(replicas: u16, partitions: i32) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("onebox");
+        let meta_port = free_range(3 + replicas);
+        let replica_port = meta_port + 3;
+        let mut ob = Self {
+            dir,
+            metas: (0..3)
+                .map(|i| SocketAddr::from(([127, 0, 0, 1], meta_port + i)))
+                .collect(),
+            replicas: (0..replicas)
+                .map(|i| SocketAddr::from(([127, 0, 0, 1], replica_port + i)))
+                .collect(),
+            child: None,
+            meta_port,
+            replica_port,
+            partitions,
+            _tmp: Some(tmp),
+        };
+        ob.launch(false);
+        ob
+    }
+
+    fn launch(&mut self, clean: bool) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pegasus"));
+        cmd.arg("onebox")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--meta-port")
+            .arg(self.meta_port.to_string())
+            .arg("--replica-port")
+            .arg(self.replica_port.to_string())
+            .arg("--replicas")
+            .arg(self.replicas.len().to_string())
+            .arg("--partitions")
+            .arg(self.partitions.to_string())
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if clean {
+            cmd.arg("--clean");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("onebox ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(_) => {}
+            Err(_) => {
+                let logs = self.logs();
+                self.stop();
+                panic!("onebox not ready within 180 s\n{logs}");
+            }
+        }
+    }
+
+    /// Stops the onebox (SIGTERM, as Ctrl-C would) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Stops and starts the whole onebox on the same data.
+    pub fn restart_all(&mut self) {
+        self.stop();
+        self.launch(false);
+    }
+
+    fn instance(&self, action: &str, name: &str) {
+        let status = Command::new(env!("CARGO_BIN_EXE_pegasus"))
+            .arg("onebox")
+            .arg(action)
+            .arg(name)
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "onebox {action} {name}");
+    }
+
+    /// `kill -9` one instance (`meta2`, `replica3`, ...).
+    pub fn kill(&self, name: &str) {
+        self.instance("kill", name);
+    }
+
+    /// Starts one instance again.
+    pub fn restart(&self, name: &str) {
+        self.instance("restart", name);
+    }
+
+    /// The instance name of a replica server address.
+    pub fn replica_name(&self, addr: SocketAddr) -> String {
+        let i = self.replicas.iter().position(|a| *a == addr).unwrap();
+        format!("replica{}", i + 1)
+    }
+
+    pub fn client(&self) -> Client {
+        let mut c = ClientConfig::new(self.metas.clone());
+        c.operation_timeout = Duration::from_secs(10);
+        c.meta_query_timeout = Duration::from_secs(10);
+        Client::new(c)
+    }
+
+    /// The instance logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out.push_str(&format!("== {}\n", p.display()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Onebox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
