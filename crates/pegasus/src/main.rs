@@ -33,8 +33,8 @@ enum Command {
     Replica(ServerArgs),
     /// Start a whole local cluster (3 metas, 3 replica servers) in the foreground.
     Onebox(onebox::OneboxArgs),
-    /// The admin shell.
-    Shell,
+    /// The admin shell (interactive, or `-e` commands for scripts).
+    Shell(ShellArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -51,6 +51,20 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct ShellArgs {
+    /// Meta servers, `host:port,host:port,...`.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:34601,127.0.0.1:34602,127.0.0.1:34603"
+    )]
+    meta: String,
+    /// Run these commands in order (one session: `-e "use temp" -e "get a b"`) and exit;
+    /// the exit status is non-zero if any failed.
+    #[arg(short = 'e', long = "exec")]
+    exec: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -412,12 +426,80 @@ fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn run_shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    let metas: Vec<std::net::SocketAddr> = args
+        .meta
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|e| anyhow::anyhow!("--meta {s:?}: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut shell = pegasus_shell::Shell::new(pegasus_client::Client::new(
+        pegasus_client::ClientConfig::new(metas),
+    ));
+    if !args.exec.is_empty() {
+        let mut failed = false;
+        for cmd in &args.exec {
+            match runtime.block_on(shell.execute(cmd)) {
+                Ok(out) => print!("{out}"),
+                Err(e) => {
+                    eprintln!("ERROR: {cmd}: {e}");
+                    failed = true;
+                }
+            }
+        }
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pegasus_shell_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!("Pegasus shell; `help` lists the commands, `exit` leaves.");
+    loop {
+        let prompt = match shell.current_table() {
+            Some(t) => format!("{t} >>> "),
+            None => ">>> ".to_string(),
+        };
+        let line = match editor.readline(&prompt) {
+            Ok(l) => l,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(rustyline::error::ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(trimmed);
+        if matches!(trimmed, "exit" | "quit") {
+            break;
+        }
+        match runtime.block_on(shell.execute(trimmed)) {
+            Ok(out) => print!("{out}"),
+            Err(e) => eprintln!("ERROR: {e}"),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Meta(args) => run_meta(args),
         Command::Replica(args) => run_replica(args),
         Command::Onebox(args) => onebox::run(args),
-        Command::Shell => not_yet("shell", 6),
+        Command::Shell(args) => run_shell(args),
         Command::RedisProxy => not_yet("redis-proxy", 9),
         Command::Sim(args) => sim(args),
         Command::Chaos => not_yet("chaos", 7),
