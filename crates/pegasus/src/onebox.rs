@@ -49,6 +49,10 @@ pub struct OneboxArgs {
     /// Remove the onebox directory first (all data is lost).
     #[arg(long)]
     pub clean: bool,
+    /// TOML appended to the generated configuration (sections other than `[meta_server]`
+    /// and `[pegasus.server]`, e.g. `[replica_server]` tuning).
+    #[arg(long)]
+    pub extra_config: Option<PathBuf>,
 }
 
 /// One-instance actions.
@@ -230,6 +234,12 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
              rocksdb_block_cache_capacity = 67108864\nrocksdb_write_buffer_size = 16777216\n"
         ),
     )?;
+    if let Some(extra) = &args.extra_config {
+        let text = std::fs::read_to_string(extra)
+            .with_context(|| format!("cannot read {}", extra.display()))?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&config)?;
+        writeln!(f, "\n# From {}\n{text}", extra.display())?;
+    }
     let cfg = config.to_string_lossy().into_owned();
     let mut instances = Vec::new();
     for (i, addr) in metas.iter().enumerate() {

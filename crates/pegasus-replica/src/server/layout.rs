@@ -4,7 +4,10 @@
 //! <data_dir>/replica/<app_id>.<pidx>.pegasus/   one replica
 //!     init.json      its last configuration, table facts and the "fresh" flag, written
 //!                    atomically (temp file, fsync, rename, fsync dir) whenever they change
-//!     data/          RocksDB (write-ahead log off; the mutation log is the WAL)
+//!     data/          RocksDB (write-ahead log off; the mutation log is the WAL); after a
+//!                    learned checkpoint is installed it is `data.<decree>.<ms>/`, named
+//!                    in init.json (RocksDB locks a path per process, so the new copy
+//!                    cannot take the old one's name while readers still hold it)
 //!     plog/          the mutation log
 //!     learn/         checkpoints this replica made for learners (kept briefly)
 //! <data_dir>/replica/<app_id>.<pidx>.<unix_ms>.err   a replica that failed, kept for
@@ -29,6 +32,13 @@ pub struct InitInfo {
     pub fresh: bool,
     /// Its table.
     pub app: AppSummary,
+    /// The RocksDB directory in use, relative to the replica's directory.
+    #[serde(default = "default_data_dir")]
+    pub data: String,
+}
+
+fn default_data_dir() -> String {
+    "data".into()
 }
 
 /// The directory of a replica.

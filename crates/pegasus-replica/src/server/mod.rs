@@ -77,6 +77,10 @@ pub struct ReplicaServerConfig {
     pub mutation_2pc_min_replica_count: usize,
     /// Bytes per checkpoint-file chunk a learner fetches.
     pub learn_chunk_bytes: u32,
+    /// Client writes waiting for one replica beyond which new ones get `ERR_BUSY`.
+    pub max_pending_writes: usize,
+    /// Mutation-log segment size, bytes (Pegasus: `log_private_file_size_mb` = 32).
+    pub log_segment_bytes: u64,
 }
 
 impl Default for ReplicaServerConfig {
@@ -94,6 +98,8 @@ impl Default for ReplicaServerConfig {
             group_check_interval_ms: 5_000,
             mutation_2pc_min_replica_count: 2,
             learn_chunk_bytes: 1 << 20,
+            max_pending_writes: 10_000,
+            log_segment_bytes: 32 << 20,
         }
     }
 }
@@ -104,14 +110,20 @@ impl ReplicaServerConfig {
         if self.tick_ms == 0 || self.config_sync_interval_ms == 0 {
             return Err("tick_ms and config_sync_interval_ms must be > 0".into());
         }
-        if self.max_write_bytes == 0 || self.learn_chunk_bytes == 0 {
-            return Err("max_write_bytes and learn_chunk_bytes must be > 0".into());
+        if self.max_write_bytes == 0 || self.learn_chunk_bytes == 0 || self.max_pending_writes == 0
+        {
+            return Err(
+                "max_write_bytes, learn_chunk_bytes and max_pending_writes must be > 0".into(),
+            );
         }
         if self.staleness_for_commit < 1 || self.max_mutation_batch == 0 {
             return Err("staleness_for_commit and max_mutation_batch must be >= 1".into());
         }
         if self.mutation_2pc_min_replica_count == 0 {
             return Err("mutation_2pc_min_replica_count must be >= 1".into());
+        }
+        if self.log_segment_bytes < 4096 {
+            return Err("log_segment_bytes must be at least 4096".into());
         }
         Ok(())
     }
@@ -409,7 +421,7 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     SystemClock.now_micros() / 1000
 }
 
@@ -786,11 +798,24 @@ impl ReplicaServer {
         if update.len() > self.ctx.cfg.max_write_bytes {
             return Err(ErrorCode::InvalidData);
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if !replica.send(Input::Write { update, reply: tx }) {
-            return Err(ErrorCode::InvalidState);
+        // Backpressure: a replica that cannot keep up answers ERR_BUSY (clients back off)
+        // instead of queueing without bound.
+        let pending = &replica.pending_writes;
+        if pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            >= self.ctx.cfg.max_pending_writes
+        {
+            pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return Err(ErrorCode::Busy);
         }
-        let resp = rx.await.map_err(|_| ErrorCode::InvalidState)??;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = replica.send(Input::Write { update, reply: tx });
+        let resp = if sent {
+            rx.await.map_err(|_| ErrorCode::InvalidState)
+        } else {
+            Err(ErrorCode::InvalidState)
+        };
+        pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let resp = resp??;
         let gpid = replica.gpid;
         let server = self.ctx.addr.to_string();
         let fill = |mut u: UpdateResponse| {

@@ -84,6 +84,8 @@ pub struct Shared {
     tx: Mutex<Sender<Input>>,
     closed: AtomicBool,
     app: Mutex<AppSummary>,
+    /// Client writes handed to the thread and not answered yet.
+    pub pending_writes: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -167,18 +169,33 @@ pub fn open(
             },
             fresh: true,
             app,
+            data: "data".into(),
         };
         layout::write_init(&dir, &info)?;
         info
     };
-    let _ = std::fs::remove_dir_all(dir.join("data.old"));
-    let _ = std::fs::remove_dir_all(dir.join("learn"));
-    let engine = RocksEngine::open(&ctx.env, &dir.join("data")).map_err(storage_error)?;
+    // Leftovers: copies replaced by a learned checkpoint, half-fetched checkpoints,
+    // checkpoints made for learners.
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if (name.starts_with("data") && name != init.data) || name == "learn" || name == "learn.tmp"
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let engine = RocksEngine::open(&ctx.env, &dir.join(&init.data)).map_err(storage_error)?;
     let store = Arc::new(PartitionStore::new(engine, ctx.clock.clone(), ctx.limits));
     let committed = store.last_applied_decree();
     let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(StdFs);
-    let (log, replayed, report) =
-        MutationLog::open(fs, &dir.join("plog"), LogOptions::default()).map_err(storage_error)?;
+    let (log, replayed, report) = MutationLog::open(
+        fs,
+        &dir.join("plog"),
+        LogOptions {
+            segment_bytes: ctx.cfg.log_segment_bytes,
+            sync: true,
+        },
+    )
+    .map_err(storage_error)?;
     if report.truncated_bytes > 0 {
         tracing::warn!(
             "replica {gpid:?}: cut {} bytes of torn mutation-log tail",
@@ -207,6 +224,7 @@ pub fn open(
         tx: Mutex::new(tx),
         closed: AtomicBool::new(false),
         app: Mutex::new(init.app.clone()),
+        pending_writes: std::sync::atomic::AtomicUsize::new(0),
     });
     let mut actor = Actor {
         ctx: ctx.clone(),
@@ -223,6 +241,7 @@ pub fn open(
         last_checkpoint: ctx.now_ms(),
         learn_dirs: Vec::new(),
         default_ttl: None,
+        retired: Vec::new(),
     };
     let thread_shared = shared.clone();
     std::thread::Builder::new()
@@ -252,6 +271,8 @@ struct Actor {
     learn_dirs: Vec<PathBuf>,
     /// The `default_ttl` env last turned into a mutation by this node as primary.
     default_ttl: Option<u32>,
+    /// Stores replaced by a learned checkpoint, removed once no reader holds them.
+    retired: Vec<(Arc<Store>, PathBuf)>,
 }
 
 /// Inputs handled per round before the log is flushed.
@@ -446,6 +467,13 @@ impl Actor {
                 from,
             } => {
                 let (checkpoint, mutations) = self.learn_state(from);
+                tracing::info!(
+                    "replica {:?}: learner {:?} asks from decree {from}: checkpoint {:?}, {} logged mutations",
+                    gpid,
+                    super::addr_of(learner),
+                    checkpoint.as_ref().map(|c| c.decree),
+                    mutations.len()
+                );
                 self.event(Event::LearnStateReady {
                     learner,
                     signature,
@@ -498,6 +526,10 @@ impl Actor {
         }
         match self.make_checkpoint() {
             Ok((cp, decree)) => {
+                tracing::info!(
+                    "replica {:?}: a learner needs decree {from}, the log starts later: sending a checkpoint at {decree}",
+                    self.shared.gpid
+                );
                 let after = self.log.read_from(decree + 1).unwrap_or_default();
                 (Some(cp), after)
             }
@@ -554,29 +586,40 @@ impl Actor {
     }
 
     fn install_checkpoint(&mut self, decree: Decree, fetched: &Path) {
-        let data = self.shared.dir.join("data");
-        let result = (|| -> std::io::Result<Arc<Store>> {
-            // The current engine keeps working in `data.old` until every reader has let go
-            // of it; the directory is removed at the next install or reopen.
-            let old = self.shared.dir.join("data.old");
-            let _ = std::fs::remove_dir_all(&old);
-            if data.exists() {
-                std::fs::rename(&data, &old)?;
-            }
-            std::fs::rename(fetched, &data)?;
-            let engine = RocksEngine::open(&self.ctx.env, &data).map_err(storage_error)?;
-            Ok(Arc::new(PartitionStore::new(
-                engine,
-                self.ctx.clock.clone(),
-                self.ctx.limits,
-            )))
-        })();
-        match result {
-            Ok(store) => {
+        let name = format!("data.{decree}.{}", super::wall_ms());
+        let target = self.shared.dir.join(&name);
+        let opened = std::fs::rename(fetched, &target)
+            .and_then(|()| RocksEngine::open(&self.ctx.env, &target).map_err(storage_error));
+        match opened {
+            Ok(engine) => {
+                let store = Arc::new(PartitionStore::new(
+                    engine,
+                    self.ctx.clock.clone(),
+                    self.ctx.limits,
+                ));
+                // Point init.json at the new copy before using it: a crash in between
+                // leaves the old copy current and the new one is cleaned up on reopen.
+                let mut info = self.persisted.clone();
+                let old = self.shared.dir.join(&info.data);
+                info.data = name;
+                if let Err(e) = layout::write_init(&self.shared.dir, &info) {
+                    tracing::error!(
+                        "replica {:?}: cannot persist init info: {e}",
+                        self.shared.gpid
+                    );
+                    self.event(Event::LocalError);
+                    return;
+                }
+                self.persisted = info;
                 if let Ok(mut s) = self.shared.store.write() {
                     *s = store.clone();
                 }
-                self.store = store;
+                let previous = std::mem::replace(&mut self.store, store);
+                self.retired.push((previous, old));
+                tracing::info!(
+                    "replica {:?}: installed a learned checkpoint at decree {decree}",
+                    self.shared.gpid
+                );
                 self.event(Event::CheckpointInstalled { decree });
             }
             Err(e) => {
@@ -589,6 +632,24 @@ impl Actor {
         }
     }
 
+    /// Drops replaced stores nobody reads any more and removes their directories.
+    fn collect_retired(&mut self) {
+        let (free, busy): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|(store, _)| Arc::strong_count(store) == 1);
+        self.retired = busy;
+        for (store, dir) in free {
+            drop(store);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(
+                    "replica {:?}: cannot remove {}: {e}",
+                    self.shared.gpid,
+                    dir.display()
+                );
+            }
+        }
+    }
+
     /// Flushes RocksDB and drops log segments it no longer needs, on a timer.
     fn maybe_checkpoint(&mut self, now: u64) {
         let every = self.ctx.cfg.checkpoint_interval_ms;
@@ -596,6 +657,7 @@ impl Actor {
             return;
         }
         self.last_checkpoint = now;
+        self.collect_retired();
         let engine = self.store.engine();
         if let Err(e) = engine.flush() {
             tracing::error!("replica {:?}: flush failed: {e}", self.shared.gpid);

@@ -49,13 +49,24 @@ pub struct Onebox {
     meta_port: u16,
     replica_port: u16,
     partitions: i32,
+    extra: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Onebox {
     /// Starts a onebox with 3 metas and `replicas` replica servers; waits for `onebox ready`.
     pub fn start(replicas: u16, partitions: i32) -> Self {
+        Self::start_with(replicas, partitions, "")
+    }
+
+    /// Like [`Onebox::start`], with `extra` TOML appended to the configuration.
+    pub fn start_with(replicas: u16, partitions: i32, extra: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
+        let extra_path = (!extra.is_empty()).then(|| {
+            let p = tmp.path().join("extra.toml");
+            std::fs::write(&p, extra).unwrap();
+            p
+        });
         let dir = tmp.path().join("onebox");
         let meta_port = free_range(3 + replicas);
         let replica_port = meta_port + 3;
@@ -71,6 +82,7 @@ impl Onebox {
             meta_port,
             replica_port,
             partitions,
+            extra: extra_path,
             _tmp: Some(tmp),
         };
         ob.launch(false);
@@ -95,6 +107,9 @@ impl Onebox {
             .stderr(Stdio::null());
         if clean {
             cmd.arg("--clean");
+        }
+        if let Some(e) = &self.extra {
+            cmd.arg("--extra-config").arg(e);
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
