@@ -294,6 +294,47 @@ fn garbage_and_huge_frames_disconnect_only_that_client() {
                 "{target} refuses a 4 GiB frame"
             );
         }
+        // A v1-header request (what the Java client sends) is served like a v0 one.
+        let key = bytes::Bytes::from(pegasus_core::key::encode_key(b"a", b"b").unwrap());
+        let hash = pegasus_core::key::key_hash(b"a", b"b");
+        let cfg = client.query_config("temp").await.unwrap();
+        let pidx = (hash % cfg.partition_count as u64) as usize;
+        let primary = cfg.partitions[pidx].primary.to_socket_addr().unwrap();
+        let req = pegasus_proto::RrdbRequest::Get(key);
+        let out = pegasus_proto::frame::OutgoingRequest {
+            header: pegasus_proto::frame::RequestHeader {
+                version: 1,
+                app_id: cfg.app_id,
+                partition_index: pidx as i32,
+                client_timeout_ms: 5000,
+                partition_hash: hash,
+                is_backup_request: false,
+            },
+            name: req.name(),
+            seqid: 77,
+            args: req.encode_args(),
+        };
+        let mut buf = bytes::BytesMut::new();
+        pegasus_proto::frame::encode_request_v1(&out, &mut buf);
+        let mut conn = tokio::net::TcpStream::connect(primary).await.unwrap();
+        conn.write_all(&buf).await.unwrap();
+        let mut framed =
+            tokio_util::codec::FramedRead::new(conn, pegasus_proto::ClientCodec::default());
+        let reply = futures::StreamExt::next(&mut framed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((reply.error, reply.message.seqid), (ErrorCode::Ok, 77));
+        match pegasus_proto::RrdbResponse::decode(req.name(), &reply)
+            .unwrap()
+            .unwrap()
+        {
+            pegasus_proto::RrdbResponse::Get(r) => {
+                assert_eq!((r.error, r.value.as_ref()), (0, &b"c"[..]))
+            }
+            other => panic!("{other:?}"),
+        }
+
         // Everyone keeps serving the well-behaved client.
         assert_eq!(
             t.get(b"a", b"b").await.unwrap(),
