@@ -49,6 +49,10 @@ pub struct OneboxArgs {
     /// Remove the onebox directory first (all data is lost).
     #[arg(long)]
     pub clean: bool,
+    /// Also stop when standard input reaches end of file (a parent test process that holds
+    /// the pipe has exited).
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
     /// TOML appended to the generated configuration (sections other than `[meta_server]`
     /// and `[pegasus.server]`, e.g. `[replica_server]` tuning).
     #[arg(long)]
@@ -286,10 +290,27 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let replica_count = i32::from(args.replicas.min(3));
+    let (eof_tx, eof_rx) = tokio::sync::watch::channel(false);
+    if args.stop_on_stdin_eof {
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+            let _ = eof_tx.send(true);
+        });
+    }
+    let stop = || {
+        let mut eof = eof_rx.clone();
+        async move {
+            tokio::select! {
+                _ = crate::shutdown_signal() => {}
+                _ = eof.wait_for(|e| *e) => {}
+            }
+        }
+    };
     let ready = runtime.block_on(async {
         tokio::select! {
             r = bring_up(&metas, args.partitions, replica_count) => r.map(Some),
-            _ = crate::shutdown_signal() => Ok(None),
+            _ = stop() => Ok(None),
         }
     });
     match ready {
@@ -308,7 +329,7 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
                 dir.display()
             );
             let _ = std::io::stdout().flush();
-            runtime.block_on(crate::shutdown_signal());
+            runtime.block_on(stop());
             eprintln!("onebox: stopping");
             stop_all(&dir, &layout);
             Ok(ExitCode::SUCCESS)

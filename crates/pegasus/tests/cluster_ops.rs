@@ -1,5 +1,6 @@
 //! Every rrdb operation through the Rust client against a real onebox (3 metas, 3 replica
-//! servers, separate processes, RocksDB, TCP on 127.0.0.1); bad frames; drop and recall.
+//! servers, separate processes, RocksDB, TCP on 127.0.0.1), a test per operation on one
+//! shared onebox; bad frames and drop + recall on their own oneboxes.
 
 #![allow(
     clippy::unwrap_used,
@@ -30,67 +31,133 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn every_rrdb_operation_works_against_onebox() {
-    let _g = serial();
-    let ob = Onebox::start(3, 8);
+/// Runs `f` against the table `temp` of the onebox shared by this file's tests.
+fn with_table<F, Fut>(f: F)
+where
+    F: FnOnce(pegasus_client::Table) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let ob = Onebox::shared();
     rt().block_on(async {
-        let client = ob.client();
-        let t = client.open_table("temp").await.unwrap();
+        let t = ob.client().open_table("temp").await.unwrap();
+        f(t).await;
+    });
+}
 
-        // set / get / exist / ttl / del
-        t.set(b"hk", b"sk", b"v1", None).await.unwrap();
+#[test]
+fn set_and_get_round_trip() {
+    with_table(|t| async move {
+        t.set(b"op_get", b"sk", b"v1", None).await.unwrap();
         assert_eq!(
-            t.get(b"hk", b"sk").await.unwrap(),
+            t.get(b"op_get", b"sk").await.unwrap(),
             Some(Bytes::from_static(b"v1"))
         );
-        assert!(t.exist(b"hk", b"sk").await.unwrap());
-        assert_eq!(t.ttl(b"hk", b"sk").await.unwrap(), Some(-1));
-        t.set(b"hk", b"ttl", b"x", Some(Duration::from_secs(100)))
+        t.set(b"op_get", b"sk", b"v2", None).await.unwrap();
+        assert_eq!(
+            t.get(b"op_get", b"sk").await.unwrap(),
+            Some(Bytes::from_static(b"v2"))
+        );
+        assert_eq!(t.get(b"op_get", b"none").await.unwrap(), None);
+        // Binary keys and an empty sort key.
+        t.set(b"op\x00get", b"", b"\xff\x00", None).await.unwrap();
+        assert_eq!(
+            t.get(b"op\x00get", b"").await.unwrap(),
+            Some(Bytes::from_static(b"\xff\x00"))
+        );
+    });
+}
+
+#[test]
+fn del_removes_a_record() {
+    with_table(|t| async move {
+        t.set(b"op_del", b"sk", b"v", None).await.unwrap();
+        t.del(b"op_del", b"sk").await.unwrap();
+        assert_eq!(t.get(b"op_del", b"sk").await.unwrap(), None);
+        t.del(b"op_del", b"never").await.unwrap();
+    });
+}
+
+#[test]
+fn exist_tells_present_from_absent() {
+    with_table(|t| async move {
+        t.set(b"op_exist", b"sk", b"v", None).await.unwrap();
+        assert!(t.exist(b"op_exist", b"sk").await.unwrap());
+        assert!(!t.exist(b"op_exist", b"other").await.unwrap());
+    });
+}
+
+#[test]
+fn ttl_reports_and_expires_records() {
+    with_table(|t| async move {
+        t.set(b"op_ttl", b"none", b"x", None).await.unwrap();
+        assert_eq!(t.ttl(b"op_ttl", b"none").await.unwrap(), Some(-1));
+        t.set(b"op_ttl", b"long", b"x", Some(Duration::from_secs(100)))
             .await
             .unwrap();
-        let ttl = t.ttl(b"hk", b"ttl").await.unwrap().unwrap();
+        let ttl = t.ttl(b"op_ttl", b"long").await.unwrap().unwrap();
         assert!((95..=100).contains(&ttl), "ttl {ttl}");
-        t.del(b"hk", b"sk").await.unwrap();
-        assert_eq!(t.get(b"hk", b"sk").await.unwrap(), None);
-        assert!(!t.exist(b"hk", b"sk").await.unwrap());
-        assert_eq!(t.ttl(b"hk", b"sk").await.unwrap(), None);
-
-        // A value with a short TTL expires.
-        t.set(b"hk", b"short", b"x", Some(Duration::from_secs(1)))
+        assert_eq!(t.ttl(b"op_ttl", b"absent").await.unwrap(), None);
+        t.set(b"op_ttl", b"short", b"x", Some(Duration::from_secs(1)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(t.get(b"hk", b"short").await.unwrap(), None, "expired");
+        assert_eq!(t.get(b"op_ttl", b"short").await.unwrap(), None, "expired");
+        assert!(!t.exist(b"op_ttl", b"short").await.unwrap());
+    });
+}
 
-        // incr
-        assert_eq!(t.incr(b"n", b"c", 5, None).await.unwrap(), 5);
-        assert_eq!(t.incr(b"n", b"c", -2, None).await.unwrap(), 3);
-        t.set(b"n", b"bad", b"abc", None).await.unwrap();
+#[test]
+fn incr_adds_and_refuses_non_integers() {
+    with_table(|t| async move {
+        assert_eq!(t.incr(b"op_incr", b"c", 5, None).await.unwrap(), 5);
+        assert_eq!(t.incr(b"op_incr", b"c", -2, None).await.unwrap(), 3);
+        assert_eq!(
+            t.get(b"op_incr", b"c").await.unwrap(),
+            Some(Bytes::from_static(b"3"))
+        );
+        t.set(b"op_incr", b"bad", b"abc", None).await.unwrap();
         assert!(
-            t.incr(b"n", b"bad", 1, None).await.is_err(),
+            t.incr(b"op_incr", b"bad", 1, None).await.is_err(),
             "incr on a non-integer"
         );
+        assert_eq!(
+            t.get(b"op_incr", b"bad").await.unwrap(),
+            Some(Bytes::from_static(b"abc"))
+        );
+    });
+}
 
-        // multi_set / multi_get / range / sortkey_count / multi_del
-        let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..20)
-            .map(|i| {
-                (
-                    format!("s{i:02}").into_bytes(),
-                    format!("v{i}").into_bytes(),
-                )
-            })
-            .collect();
-        let refs: Vec<(&[u8], &[u8])> = kvs
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .collect();
-        t.multi_set(b"m", &refs, None).await.unwrap();
-        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 20);
-        let all = t.multi_get(b"m", &[]).await.unwrap();
+fn twenty() -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..20)
+        .map(|i| {
+            (
+                format!("s{i:02}").into_bytes(),
+                format!("v{i}").into_bytes(),
+            )
+        })
+        .collect()
+}
+
+async fn fill(t: &pegasus_client::Table, hk: &[u8]) {
+    let kvs = twenty();
+    let refs: Vec<(&[u8], &[u8])> = kvs
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    t.multi_set(hk, &refs, None).await.unwrap();
+}
+
+#[test]
+fn multi_set_and_multi_get_by_keys() {
+    with_table(|t| async move {
+        fill(&t, b"op_mget").await;
+        let all = t.multi_get(b"op_mget", &[]).await.unwrap();
         assert_eq!(all.kvs.len(), 20);
         assert!(all.all_fetched);
-        let some = t.multi_get(b"m", &[b"s03", b"s07", b"nope"]).await.unwrap();
+        let some = t
+            .multi_get(b"op_mget", &[b"s03", b"s07", b"nope"])
+            .await
+            .unwrap();
         assert_eq!(
             some.kvs,
             vec![
@@ -98,9 +165,16 @@ fn every_rrdb_operation_works_against_onebox() {
                 (Bytes::from_static(b"s07"), Bytes::from_static(b"v7"))
             ]
         );
+    });
+}
+
+#[test]
+fn multi_get_range_respects_bounds() {
+    with_table(|t| async move {
+        fill(&t, b"op_range").await;
         let range = t
             .multi_get_range(
-                b"m",
+                b"op_range",
                 b"s05",
                 b"s10",
                 &MultiGetOptions {
@@ -117,13 +191,31 @@ fn every_rrdb_operation_works_against_onebox() {
                 .map(|i| Bytes::from(format!("s{i:02}")))
                 .collect::<Vec<_>>()
         );
-        assert_eq!(t.multi_del(b"m", &[b"s00", b"s01"]).await.unwrap(), 2);
-        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 18);
+    });
+}
 
-        // check_and_set / check_and_mutate
+#[test]
+fn multi_del_and_sortkey_count() {
+    with_table(|t| async move {
+        fill(&t, b"op_mdel").await;
+        assert_eq!(t.sortkey_count(b"op_mdel").await.unwrap(), 20);
+        assert_eq!(
+            t.multi_del(b"op_mdel", &[b"s00", b"s01", b"zz"])
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(t.sortkey_count(b"op_mdel").await.unwrap(), 18);
+        assert_eq!(t.sortkey_count(b"op_mdel_empty").await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn check_and_set_sets_only_when_the_check_passes() {
+    with_table(|t| async move {
         let r = t
             .check_and_set(
-                b"cas",
+                b"op_cas",
                 b"k",
                 CasCheckType::ValueNotExist,
                 b"",
@@ -135,7 +227,7 @@ fn every_rrdb_operation_works_against_onebox() {
         assert!(r.set_succeed);
         let r = t
             .check_and_set(
-                b"cas",
+                b"op_cas",
                 b"k",
                 CasCheckType::ValueNotExist,
                 b"",
@@ -149,9 +241,20 @@ fn every_rrdb_operation_works_against_onebox() {
             .unwrap();
         assert!(!r.set_succeed);
         assert_eq!(r.check_value, Some(Bytes::from_static(b"first")));
+        assert_eq!(
+            t.get(b"op_cas", b"k").await.unwrap(),
+            Some(Bytes::from_static(b"first"))
+        );
+    });
+}
+
+#[test]
+fn check_and_mutate_applies_all_mutations_atomically() {
+    with_table(|t| async move {
+        t.set(b"op_cam", b"k", b"first", None).await.unwrap();
         let r = t
             .check_and_mutate(
-                b"cas",
+                b"op_cam",
                 b"k",
                 CasCheckType::ValueBytesEqual,
                 b"first",
@@ -174,16 +277,20 @@ fn every_rrdb_operation_works_against_onebox() {
             .await
             .unwrap();
         assert!(r.set_succeed);
-        assert_eq!(t.get(b"cas", b"k").await.unwrap(), None);
+        assert_eq!(t.get(b"op_cam", b"k").await.unwrap(), None);
         assert_eq!(
-            t.get(b"cas", b"k2").await.unwrap(),
+            t.get(b"op_cam", b"k2").await.unwrap(),
             Some(Bytes::from_static(b"m"))
         );
+    });
+}
 
-        // batch_get across partitions
+#[test]
+fn batch_get_reads_across_partitions() {
+    with_table(|t| async move {
         for i in 0..30 {
             t.set(
-                format!("b{i}").as_bytes(),
+                format!("op_batch{i}").as_bytes(),
                 b"s",
                 format!("{i}").as_bytes(),
                 None,
@@ -191,22 +298,28 @@ fn every_rrdb_operation_works_against_onebox() {
             .await
             .unwrap();
         }
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
-            .map(|i| (format!("b{i}").into_bytes(), b"s".to_vec()))
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..31)
+            .map(|i| (format!("op_batch{i}").into_bytes(), b"s".to_vec()))
             .collect();
         let krefs: Vec<(&[u8], &[u8])> = keys
             .iter()
             .map(|(h, s)| (h.as_slice(), s.as_slice()))
             .collect();
         let got = t.batch_get(&krefs).await.unwrap();
-        for (i, v) in got.iter().enumerate() {
+        for (i, v) in got.iter().enumerate().take(30) {
             assert_eq!(v.as_deref(), Some(format!("{i}").as_bytes()));
         }
+        assert_eq!(got[30], None);
+    });
+}
 
-        // ordered scanner over one hash key, in batches
+#[test]
+fn ordered_scanner_walks_one_hash_key_in_batches() {
+    with_table(|t| async move {
+        fill(&t, b"op_scan").await;
         let mut sc = t
             .get_scanner(
-                b"m",
+                b"op_scan",
                 b"",
                 b"",
                 ScanOptions {
@@ -218,13 +331,23 @@ fn every_rrdb_operation_works_against_onebox() {
             .unwrap();
         let mut seen = Vec::new();
         while let Some((hk, sk, _v)) = sc.next().await.unwrap() {
-            assert_eq!(hk, Bytes::from_static(b"m"));
+            assert_eq!(hk, Bytes::from_static(b"op_scan"));
             seen.push(sk);
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 20);
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "ordered");
+        sc.close().await;
+    });
+}
 
-        // unordered scanners cover the table: every b* key exactly once
+#[test]
+fn unordered_scanners_cover_the_table_once() {
+    with_table(|t| async move {
+        for i in 0..30 {
+            t.set(format!("op_uscan{i}").as_bytes(), b"s", b"x", None)
+                .await
+                .unwrap();
+        }
         let scanners = t
             .get_unordered_scanners(
                 3,
@@ -238,24 +361,36 @@ fn every_rrdb_operation_works_against_onebox() {
         let mut hks = Vec::new();
         for mut s in scanners {
             while let Some((hk, _, _)) = s.next().await.unwrap() {
-                if hk.starts_with(b"b") {
+                if hk.starts_with(b"op_uscan") {
                     hks.push(hk);
                 }
             }
         }
         hks.sort();
-        let mut want: Vec<Bytes> = (0..30).map(|i| Bytes::from(format!("b{i}"))).collect();
+        let mut want: Vec<Bytes> = (0..30)
+            .map(|i| Bytes::from(format!("op_uscan{i}")))
+            .collect();
         want.sort();
         assert_eq!(hks, want);
+    });
+}
 
-        // del_range
-        assert_eq!(t.del_range(b"m", b"s10", b"").await.unwrap(), 10);
-        assert_eq!(t.sortkey_count(b"m").await.unwrap(), 8);
+#[test]
+fn del_range_deletes_a_sort_key_range() {
+    with_table(|t| async move {
+        fill(&t, b"op_delrange").await;
+        assert_eq!(t.del_range(b"op_delrange", b"s10", b"").await.unwrap(), 10);
+        assert_eq!(t.sortkey_count(b"op_delrange").await.unwrap(), 10);
+    });
+}
 
-        // A write over 1 MiB is refused with ERR_INVALID_DATA.
+#[test]
+fn writes_over_one_mib_are_refused_with_err_invalid_data() {
+    with_table(|t| async move {
         let big = vec![7u8; (1 << 20) + 10];
-        let err = t.set(b"big", b"v", &big, None).await.unwrap_err();
+        let err = t.set(b"op_big", b"v", &big, None).await.unwrap_err();
         assert!(format!("{err}").contains("ERR_INVALID_DATA"), "{err}");
+        assert_eq!(t.get(b"op_big", b"v").await.unwrap(), None);
     });
 }
 

@@ -50,6 +50,7 @@ pub struct Onebox {
     replica_port: u16,
     partitions: i32,
     extra: Option<PathBuf>,
+    watch_stdin: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -61,13 +62,27 @@ impl Onebox {
 
     /// Like [`Onebox::start`], with `extra` TOML appended to the configuration.
     pub fn start_with(replicas: u16, partitions: i32, extra: &str) -> Self {
+        Self::start_inner(replicas, partitions, extra, None)
+    }
+
+    /// `shared_dir`: a fixed directory (cleaned first) for a onebox that lives as long as
+    /// the test process and stops when it exits.
+    fn start_inner(
+        replicas: u16,
+        partitions: i32,
+        extra: &str,
+        shared_dir: Option<PathBuf>,
+    ) -> Self {
+        let watch_stdin = shared_dir.is_some();
         let tmp = tempfile::tempdir().unwrap();
         let extra_path = (!extra.is_empty()).then(|| {
             let p = tmp.path().join("extra.toml");
             std::fs::write(&p, extra).unwrap();
             p
         });
-        let dir = tmp.path().join("onebox");
+        let dir = shared_dir
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("onebox"));
         let meta_port = free_range(3 + replicas);
         let replica_port = meta_port + 3;
         let mut ob = Self {
@@ -83,10 +98,25 @@ impl Onebox {
             replica_port,
             partitions,
             extra: extra_path,
+            watch_stdin,
             _tmp: Some(tmp),
         };
-        ob.launch(false);
+        ob.launch(watch_stdin);
         ob
+    }
+
+    /// One onebox shared by the tests of a test binary (3 replica servers, 8 partitions).
+    /// It stops when the test process exits: it watches its stdin, which this process holds.
+    pub fn shared() -> &'static Onebox {
+        static SHARED: std::sync::OnceLock<Onebox> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            // Statics are never dropped: use a fixed directory per test binary under the
+            // target dir, cleaned when the next run starts.
+            let exe = std::env::current_exe().unwrap();
+            let stem = exe.file_stem().unwrap().to_string_lossy().into_owned();
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("onebox-{stem}"));
+            Self::start_inner(3, 8, "", Some(dir))
+        })
     }
 
     fn launch(&mut self, clean: bool) {
@@ -110,6 +140,9 @@ impl Onebox {
         }
         if let Some(e) = &self.extra {
             cmd.arg("--extra-config").arg(e);
+        }
+        if self.watch_stdin {
+            cmd.arg("--stop-on-stdin-eof").stdin(Stdio::piped());
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
