@@ -41,7 +41,7 @@ enum Command {
         which: BenchCommand,
     },
     /// A Redis-protocol proxy in front of one table.
-    RedisProxy,
+    RedisProxy(RedisProxyArgs),
     /// Deterministic simulation of replica groups under faults.
     Sim(SimArgs),
     /// Fault injection against a real cluster.
@@ -51,6 +51,22 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct RedisProxyArgs {
+    /// Address to serve RESP on.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    listen: std::net::SocketAddr,
+    /// Meta servers, `host:port,host:port,...`.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:34601,127.0.0.1:34602,127.0.0.1:34603"
+    )]
+    meta: String,
+    /// The table Redis keys live in.
+    #[arg(long, default_value = "temp")]
+    table: String,
 }
 
 #[derive(Debug, Args)]
@@ -426,14 +442,49 @@ fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
-    let metas: Vec<std::net::SocketAddr> = args
-        .meta
-        .split(',')
+fn parse_metas(list: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|e| anyhow::anyhow!("--meta {s:?}: {e}")))
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
+
+fn run_redis_proxy(args: RedisProxyArgs) -> anyhow::Result<ExitCode> {
+    let metas = parse_metas(&args.meta)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = pegasus_client::Client::new(pegasus_client::ClientConfig::new(metas));
+        // The table must exist; keep trying while the cluster comes up.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let table = loop {
+            match client.open_table(&args.table).await {
+                Ok(t) => break t,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::info!("waiting for table {}: {e}", args.table);
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => anyhow::bail!("cannot open table {}: {e}", args.table),
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        println!(
+            "redis proxy listening on {} for table {}",
+            args.listen, args.table
+        );
+        let proxy = std::sync::Arc::new(pegasus_redis::Proxy::new(table));
+        tokio::select! {
+            () = proxy.serve(listener) => {}
+            () = shutdown_signal() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    let metas = parse_metas(&args.meta)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -500,7 +551,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replica(args) => run_replica(args),
         Command::Onebox(args) => onebox::run(args),
         Command::Shell(args) => run_shell(args),
-        Command::RedisProxy => not_yet("redis-proxy", 9),
+        Command::RedisProxy(args) => run_redis_proxy(args),
         Command::Sim(args) => sim(args),
         Command::Chaos => not_yet("chaos", 7),
         Command::Bench {

@@ -49,6 +49,9 @@ pub struct OneboxArgs {
     /// Remove the onebox directory first (all data is lost).
     #[arg(long)]
     pub clean: bool,
+    /// Also start a Redis proxy for table `temp` on this port.
+    #[arg(long)]
+    pub redis_port: Option<u16>,
     /// Also stop when standard input reaches end of file (a parent test process that holds
     /// the pipe has exited).
     #[arg(long)]
@@ -276,6 +279,20 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
             name,
         });
     }
+    if let Some(port) = args.redis_port {
+        instances.push(Instance {
+            name: "redis-proxy".into(),
+            args: vec![
+                "redis-proxy".into(),
+                "--listen".into(),
+                SocketAddr::from(([127, 0, 0, 1], port)).to_string(),
+                "--meta".into(),
+                meta_list.clone(),
+                "--table".into(),
+                "temp".into(),
+            ],
+        });
+    }
     let layout = Layout {
         metas: metas.clone(),
         replicas: replicas.clone(),
@@ -309,7 +326,7 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
     };
     let ready = runtime.block_on(async {
         tokio::select! {
-            r = bring_up(&metas, args.partitions, replica_count) => r.map(Some),
+            r = bring_up(&metas, args.partitions, replica_count, args.redis_port) => r.map(Some),
             _ = stop() => Ok(None),
         }
     });
@@ -321,8 +338,12 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(",")
             };
+            let redis = args
+                .redis_port
+                .map(|p| format!(" redis=127.0.0.1:{p}"))
+                .unwrap_or_default();
             println!(
-                "onebox ready: meta={} replica={} table=temp partitions={} dir={}",
+                "onebox ready: meta={} replica={}{redis} table=temp partitions={} dir={}",
                 list(&metas),
                 list(&replicas),
                 args.partitions,
@@ -347,7 +368,12 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
 
 /// Creates `temp` (if missing) and waits until every partition has a primary and its
 /// secondaries.
-async fn bring_up(metas: &[SocketAddr], partitions: i32, replicas: i32) -> anyhow::Result<()> {
+async fn bring_up(
+    metas: &[SocketAddr],
+    partitions: i32,
+    replicas: i32,
+    redis_port: Option<u16>,
+) -> anyhow::Result<()> {
     let mut cc = ClientConfig::new(metas.iter().copied());
     cc.meta_query_timeout = Duration::from_secs(5);
     let client = Client::new(cc);
@@ -383,7 +409,7 @@ async fn bring_up(metas: &[SocketAddr], partitions: i32, replicas: i32) -> anyho
                         && p.secondaries.len() + 1 == usize::try_from(replicas).unwrap_or(0)
                 });
             if healthy {
-                return Ok(());
+                break;
             }
         }
         if Instant::now() > deadline {
@@ -391,4 +417,16 @@ async fn bring_up(metas: &[SocketAddr], partitions: i32, replicas: i32) -> anyho
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    if let Some(port) = redis_port {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("redis proxy not listening on {port} within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
