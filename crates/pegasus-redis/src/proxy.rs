@@ -135,10 +135,12 @@ impl Proxy {
                 return;
             }
             // Flush once the pipeline's requests are all answered.
-            if (quit || framed.read_buffer().is_empty())
-                && (framed.flush().await.is_err() || quit)
-            {
-                return;
+            let drained = framed.read_buffer().is_empty();
+            if quit || drained {
+                let flushed = framed.flush().await.is_ok();
+                if quit || !flushed {
+                    return;
+                }
             }
         }
     }
