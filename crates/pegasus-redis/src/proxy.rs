@@ -1,6 +1,6 @@
-//! The proxy: each connection's commands run in order (replies in request order, and two
-//! writes to one key from one connection apply in order); many connections run at once.
-//! Replies to a pipeline are flushed together once no complete request is left unread.
+//! The proxy: replies come back in request order; the requests a client pipelined run
+//! concurrently in waves of distinct keys, so one connection's commands on one key still
+//! apply in order; many connections run at once. A pipeline's replies are flushed together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +11,13 @@ use pegasus_client::{
     CasCheckType, CheckAndSetOptions, ClientError, Mutate, MutateOperation, Table,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Framed};
 
 use crate::resp::{Limits, Reply, RespCodec, RespError};
 
 const NOT_INTEGER: &str = "value is not an integer or out of range";
+/// Pipelined requests taken from a connection's buffer at once.
+const MAX_BATCH: usize = 256;
 
 /// A Redis front end for one table.
 #[derive(Debug, Clone)]
@@ -115,34 +117,72 @@ impl Proxy {
 
     async fn connection(self: Arc<Self>, stream: TcpStream) {
         let mut framed = Framed::new(stream, RespCodec::new(self.limits));
-        while let Some(req) = framed.next().await {
-            let args = match req {
-                Ok(a) => a,
-                Err(RespError::Io(_)) => return,
-                Err(e) => {
-                    // Tell the client why, then close (as Redis does).
-                    let _ = framed.send(Reply::err(e)).await;
+        let mut extra = RespCodec::new(self.limits);
+        while let Some(first) = framed.next().await {
+            // Everything the client pipelined that is already here.
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match extra.decode(framed.read_buffer_mut()) {
+                    Ok(Some(a)) => batch.push(Ok(a)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        batch.push(Err(e));
+                        break;
+                    }
+                }
+            }
+            let mut wave: Vec<Vec<Bytes>> = Vec::new();
+            for req in batch {
+                let args = match req {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Answer what came before, then say why and close (as Redis does).
+                        if self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_ok() {
+                            if let RespError::Io(_) = e {
+                                return;
+                            }
+                            let _ = framed.send(Reply::err(e)).await;
+                        }
+                        return;
+                    }
+                };
+                if args.first().is_some_and(|c| upper(c) == "QUIT") {
+                    if self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_ok() {
+                        let _ = framed.send(Reply::ok()).await;
+                    }
                     return;
                 }
-            };
-            let quit = args.first().is_some_and(|c| upper(c) == "QUIT");
-            let reply = if quit {
-                Reply::ok()
-            } else {
-                self.execute(&args).await
-            };
-            if framed.feed(reply).await.is_err() {
+                // Commands of one wave run concurrently: a command touching a key an
+                // earlier one in the wave touches waits for the next wave, so one
+                // connection's writes to a key apply in order.
+                let clash = wave.iter().any(|w| {
+                    w.get(1..)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|k| args.get(1..).unwrap_or_default().contains(k))
+                });
+                if clash && self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_err() {
+                    return;
+                }
+                wave.push(args);
+            }
+            if self.run_wave(&mut framed, wave).await.is_err() || framed.flush().await.is_err() {
                 return;
             }
-            // Flush once the pipeline's requests are all answered.
-            let drained = framed.read_buffer().is_empty();
-            if quit || drained {
-                let flushed = framed.flush().await.is_ok();
-                if quit || !flushed {
-                    return;
-                }
-            }
         }
+    }
+
+    /// Runs commands concurrently and queues their replies in request order.
+    async fn run_wave(
+        &self,
+        framed: &mut Framed<TcpStream, RespCodec>,
+        wave: Vec<Vec<Bytes>>,
+    ) -> Result<(), RespError> {
+        let replies = futures::future::join_all(wave.iter().map(|a| self.execute(a))).await;
+        for r in replies {
+            framed.feed(r).await?;
+        }
+        Ok(())
     }
 
     /// Runs one command.

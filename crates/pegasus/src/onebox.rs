@@ -326,7 +326,7 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
     };
     let ready = runtime.block_on(async {
         tokio::select! {
-            r = bring_up(&metas, args.partitions, replica_count, args.redis_port) => r.map(Some),
+            r = bring_up(&metas, args.partitions, replica_count, args.redis_port, || check_instances(&dir, &layout)) => r.map(Some),
             _ = stop() => Ok(None),
         }
     });
@@ -368,17 +368,34 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
 
 /// Creates `temp` (if missing) and waits until every partition has a primary and its
 /// secondaries.
+/// Fails if an instance has exited (e.g. its port was taken), quoting its log's last line.
+fn check_instances(dir: &Path, layout: &Layout) -> anyhow::Result<()> {
+    for inst in &layout.instances {
+        if let Some(pid) = read_pid(dir, &inst.name) {
+            if !alive(pid) {
+                let log = std::fs::read_to_string(dir.join(format!("{}.log", inst.name)))
+                    .unwrap_or_default();
+                let last = log.lines().last().unwrap_or("(empty log)").to_string();
+                bail!("{} exited: {last}", inst.name);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn bring_up(
     metas: &[SocketAddr],
     partitions: i32,
     replicas: i32,
     redis_port: Option<u16>,
+    check: impl Fn() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut cc = ClientConfig::new(metas.iter().copied());
     cc.meta_query_timeout = Duration::from_secs(5);
     let client = Client::new(cc);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
+        check()?;
         let resp = client
             .meta(MetaRequest::CreateApp(CreateAppRequest {
                 app_name: "temp".into(),
@@ -401,6 +418,7 @@ async fn bring_up(
         }
     }
     loop {
+        check()?;
         if let Ok(r) = client.query_config("temp").await {
             let healthy = r.err == ErrorCode::Ok
                 && r.partitions.len() == usize::try_from(partitions).unwrap_or(0)
