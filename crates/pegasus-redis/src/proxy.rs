@@ -137,7 +137,11 @@ impl Proxy {
                     Ok(a) => a,
                     Err(e) => {
                         // Answer what came before, then say why and close (as Redis does).
-                        if self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_ok() {
+                        if self
+                            .run_wave(&mut framed, std::mem::take(&mut wave))
+                            .await
+                            .is_ok()
+                        {
                             if let RespError::Io(_) = e {
                                 return;
                             }
@@ -147,7 +151,11 @@ impl Proxy {
                     }
                 };
                 if args.first().is_some_and(|c| upper(c) == "QUIT") {
-                    if self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_ok() {
+                    if self
+                        .run_wave(&mut framed, std::mem::take(&mut wave))
+                        .await
+                        .is_ok()
+                    {
                         let _ = framed.send(Reply::ok()).await;
                     }
                     return;
@@ -161,7 +169,12 @@ impl Proxy {
                         .iter()
                         .any(|k| args.get(1..).unwrap_or_default().contains(k))
                 });
-                if clash && self.run_wave(&mut framed, std::mem::take(&mut wave)).await.is_err() {
+                if clash
+                    && self
+                        .run_wave(&mut framed, std::mem::take(&mut wave))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
                 wave.push(args);

@@ -207,8 +207,12 @@ fn redis_cli_commands_work_through_the_proxy() {
 #[test]
 fn malformed_resp_closes_only_that_connection() {
     let _g = serial();
-    let ob = Onebox::start(3, 2);
-    let p = start_proxy(&ob);
+    // This one runs the proxy that `pegasus onebox --redis-port` starts.
+    let ob = Onebox::start_with_redis(3, 2);
+    let p = ProxyProc {
+        child: Command::new("true").spawn().unwrap(),
+        addr: ob.redis.unwrap(),
+    };
     let mut good = TcpStream::connect(p.addr).unwrap();
     good.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
     let mut buf = [0u8; 64];
@@ -241,4 +245,11 @@ fn malformed_resp_closes_only_that_connection() {
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(&got[..], b"+OK\r\n:2\r\n$1\r\n2\r\n");
+
+    // QUIT answers +OK and closes.
+    good.write_all(b"*1\r\n$4\r\nQUIT\r\n").unwrap();
+    let mut rest = Vec::new();
+    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = good.read_to_end(&mut rest);
+    assert_eq!(&rest[..], b"+OK\r\n");
 }

@@ -45,6 +45,8 @@ pub struct Onebox {
     pub dir: PathBuf,
     pub metas: Vec<SocketAddr>,
     pub replicas: Vec<SocketAddr>,
+    /// The Redis proxy onebox started, if asked to.
+    pub redis: Option<SocketAddr>,
     child: Option<Child>,
     meta_port: u16,
     replica_port: u16,
@@ -65,6 +67,13 @@ impl Onebox {
         Self::start_inner(replicas, partitions, extra, None)
     }
 
+    /// A onebox that also runs a Redis proxy (`--redis-port`).
+    pub fn start_with_redis(replicas: u16, partitions: i32) -> Self {
+        let mut ob = Self::prepare(replicas, partitions, "", None, true);
+        ob.launch(false);
+        ob
+    }
+
     /// `shared_dir`: a fixed directory (cleaned first) for a onebox that lives as long as
     /// the test process and stops when it exits.
     fn start_inner(
@@ -72,6 +81,19 @@ impl Onebox {
         partitions: i32,
         extra: &str,
         shared_dir: Option<PathBuf>,
+    ) -> Self {
+        let watch_stdin = shared_dir.is_some();
+        let mut ob = Self::prepare(replicas, partitions, extra, shared_dir, false);
+        ob.launch(watch_stdin);
+        ob
+    }
+
+    fn prepare(
+        replicas: u16,
+        partitions: i32,
+        extra: &str,
+        shared_dir: Option<PathBuf>,
+        redis: bool,
     ) -> Self {
         let watch_stdin = shared_dir.is_some();
         let tmp = tempfile::tempdir().unwrap();
@@ -83,9 +105,10 @@ impl Onebox {
         let dir = shared_dir
             .clone()
             .unwrap_or_else(|| tmp.path().join("onebox"));
-        let meta_port = free_range(3 + replicas);
+        let meta_port = free_range(3 + replicas + 1);
         let replica_port = meta_port + 3;
-        let mut ob = Self {
+        let redis = redis.then(|| SocketAddr::from(([127, 0, 0, 1], replica_port + replicas)));
+        Self {
             dir,
             metas: (0..3)
                 .map(|i| SocketAddr::from(([127, 0, 0, 1], meta_port + i)))
@@ -93,6 +116,7 @@ impl Onebox {
             replicas: (0..replicas)
                 .map(|i| SocketAddr::from(([127, 0, 0, 1], replica_port + i)))
                 .collect(),
+            redis,
             child: None,
             meta_port,
             replica_port,
@@ -100,9 +124,7 @@ impl Onebox {
             extra: extra_path,
             watch_stdin,
             _tmp: Some(tmp),
-        };
-        ob.launch(watch_stdin);
-        ob
+        }
     }
 
     /// One onebox shared by the tests of a test binary (3 replica servers, 8 partitions).
@@ -140,6 +162,9 @@ impl Onebox {
         }
         if let Some(e) = &self.extra {
             cmd.arg("--extra-config").arg(e);
+        }
+        if let Some(r) = self.redis {
+            cmd.arg("--redis-port").arg(r.port().to_string());
         }
         if self.watch_stdin {
             cmd.arg("--stop-on-stdin-eof").stdin(Stdio::piped());
