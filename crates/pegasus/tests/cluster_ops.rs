@@ -552,3 +552,63 @@ fn dropped_table_comes_back_with_its_data_when_recalled() {
         }
     });
 }
+
+#[test]
+fn replica_servers_answer_pegasus_frame_errors() {
+    use pegasus_proto::frame::RequestHeader;
+    use pegasus_proto::RrdbRequest;
+    let ob = Onebox::shared();
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        t.set(b"op_frame", b"s", b"v", None).await.unwrap();
+        let cfg = client.query_config("temp").await.unwrap();
+        let hash = pegasus_core::key::key_hash(b"op_frame", b"s");
+        let pidx = (hash % cfg.partition_count as u64) as usize;
+        let part = &cfg.partitions[pidx];
+        let key = Bytes::from(pegasus_core::key::encode_key(b"op_frame", b"s").unwrap());
+        let call = |addr: std::net::SocketAddr, app_id: i32, req: RrdbRequest| async move {
+            let s = pegasus_rpc::Session::new(addr, 1 << 20);
+            let header = RequestHeader {
+                app_id,
+                partition_index: pidx as i32,
+                client_timeout_ms: 5000,
+                partition_hash: hash,
+                ..RequestHeader::default()
+            };
+            s.call(header, req.name(), req.encode_args())
+                .await
+                .unwrap()
+                .error
+        };
+        let primary = part.primary.to_socket_addr().unwrap();
+        let secondary = part.secondaries[0].to_socket_addr().unwrap();
+        assert_eq!(
+            call(primary, cfg.app_id, RrdbRequest::Get(key.clone())).await,
+            ErrorCode::Ok
+        );
+        // A secondary neither reads nor writes for clients.
+        assert_eq!(
+            call(secondary, cfg.app_id, RrdbRequest::Get(key.clone())).await,
+            ErrorCode::InvalidState
+        );
+        let put = RrdbRequest::Put(pegasus_core::rrdb::UpdateRequest {
+            key: key.clone(),
+            value: Bytes::from_static(b"x"),
+            expire_ts_seconds: 0,
+        });
+        assert_eq!(
+            call(secondary, cfg.app_id, put).await,
+            ErrorCode::InvalidState
+        );
+        // A partition the server does not host.
+        assert_eq!(
+            call(primary, 9999, RrdbRequest::Get(key.clone())).await,
+            ErrorCode::ObjectNotFound
+        );
+        assert_eq!(
+            t.get(b"op_frame", b"s").await.unwrap(),
+            Some(Bytes::from_static(b"v"))
+        );
+    });
+}
