@@ -34,6 +34,7 @@ use pegasus_proto::meta::{
 };
 use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, Request, RpcAddress};
+use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{Handler, ServerOptions, Session};
 use tokio::net::TcpListener;
@@ -87,6 +88,8 @@ pub struct MetaOptions {
     pub fd: FailureDetectorConfig,
     /// This server's address (must be in `server_list`).
     pub listen: SocketAddr,
+    /// HTTP admin endpoints on the same port (version, config, metrics); defaults if none.
+    pub admin: Option<CommonEndpoints>,
 }
 
 #[derive(Debug)]
@@ -327,10 +330,23 @@ impl MetaServer {
             sessions: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
+        let admin = opts.admin.clone().unwrap_or_else(|| CommonEndpoints {
+            role: "meta",
+            version: env!("CARGO_PKG_VERSION"),
+            config_json: "{}".into(),
+            metrics: None,
+        });
+        let http: Arc<dyn HttpService> = Arc::new(MetaHttp {
+            server: Arc::downgrade(&server),
+            common: admin,
+        });
         let serve = tokio::spawn(pegasus_rpc::serve(
             listener,
             server.clone(),
-            ServerOptions::default(),
+            ServerOptions {
+                http: Some(http),
+                ..ServerOptions::default()
+            },
         ));
         let leader_loop = tokio::spawn(leader_loop(Arc::downgrade(&server)));
         if let Ok(mut t) = server.tasks.lock() {
@@ -912,6 +928,7 @@ impl MetaServer {
 
     async fn on_beacon(&self, b: Beacon) -> BeaconAck {
         let arrived = Instant::now();
+        metrics::counter!("pegasus_meta_beacons_total").increment(1);
         let not_leader = BeaconAck {
             sent_ms: b.sent_ms,
             is_leader: false,
@@ -1151,6 +1168,7 @@ impl MetaServer {
             }
             dead
         };
+        metrics::counter!("pegasus_meta_dead_nodes_total").increment(newly_dead.len() as u64);
         for n in &newly_dead {
             tracing::warn!(
                 "replica server {:?} is dead (no beacon for {} ms)",
@@ -1158,6 +1176,7 @@ impl MetaServer {
                 self.fd_config.fd_grace_ms
             );
         }
+        self.record_health(now);
         let level = self.effective_level(now);
         if level >= LEVEL_FREEZED {
             self.handle_dead_members(now).await;
@@ -1165,6 +1184,37 @@ impl MetaServer {
         if level >= LEVEL_STEADY {
             self.cure_all(now);
         }
+    }
+
+    /// Partition health and node gauges (leader only).
+    fn record_health(&self, now: Instant) {
+        let min = self.config.mutation_2pc_min_replica_count;
+        let (mut healthy, mut ill, mut unwritable, mut unreadable) = (0u64, 0u64, 0u64, 0u64);
+        self.read(|s| {
+            for app in s.apps.values().filter(|a| a.status == AppStatus::Available) {
+                for p in &app.partitions {
+                    let members = p.config.members().len();
+                    if p.config.primary.is_none() {
+                        unreadable += 1;
+                    } else if members < min {
+                        unwritable += 1;
+                    } else if p.config.is_healthy() {
+                        healthy += 1;
+                    } else {
+                        ill += 1;
+                    }
+                }
+            }
+        });
+        for (health, n) in [
+            ("healthy", healthy),
+            ("writable_ill", ill),
+            ("unwritable", unwritable),
+            ("unreadable", unreadable),
+        ] {
+            metrics::gauge!("pegasus_meta_partitions", "health" => health).set(n as f64);
+        }
+        metrics::gauge!("pegasus_meta_alive_nodes").set(self.alive_nodes(now).len() as f64);
     }
 
     /// Drops dead primaries (meta writes the change itself) and asks primaries to drop dead
@@ -1198,6 +1248,7 @@ impl MetaServer {
                         .await
                     {
                         Ok(Ok(Reply::Partition(written))) => {
+                            metrics::counter!("pegasus_meta_failovers_total").increment(1);
                             tracing::info!(
                                 "partition {:?}: dead primary dropped, ballot {}",
                                 written.gpid,
@@ -1343,6 +1394,7 @@ async fn leader_loop(server: std::sync::Weak<MetaServer>) {
     loop {
         let Some(s) = server.upgrade() else { return };
         let interval = Duration::from_millis(s.fd_config.fd_check_interval_ms);
+        metrics::gauge!("pegasus_meta_is_leader").set(if s.is_ready_leader() { 1.0 } else { 0.0 });
         if s.is_ready_leader() {
             s.tick().await;
         } else {
@@ -1354,6 +1406,110 @@ async fn leader_loop(server: std::sync::Weak<MetaServer>) {
         }
         drop(s);
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// The meta server's HTTP endpoints (on its RPC port).
+struct MetaHttp {
+    server: std::sync::Weak<MetaServer>,
+    common: CommonEndpoints,
+}
+
+fn addr_text(n: NodeId) -> String {
+    addr_of(n).map_or_else(|| format!("{n}"), |a| a.to_string())
+}
+
+impl HttpService for MetaHttp {
+    fn get(&self, path: &str, query: &str) -> HttpResponse {
+        const PATHS: &[&str] = &[
+            "/meta/cluster",
+            "/meta/apps",
+            "/meta/app?name=",
+            "/meta/nodes",
+        ];
+        if let Some(r) = self.common.get(path, PATHS) {
+            return r;
+        }
+        let Some(s) = self.server.upgrade() else {
+            return HttpResponse::error(503, "stopping");
+        };
+        let now = Instant::now();
+        let body = match path {
+            "/meta/cluster" => {
+                let info = s.cluster_info(now);
+                let map: serde_json::Map<String, serde_json::Value> = info
+                    .keys
+                    .into_iter()
+                    .zip(info.values)
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                serde_json::json!({
+                    "is_leader": s.is_ready_leader(),
+                    "leader": s.leader().map(|l| l.to_string()),
+                    "info": map,
+                })
+            }
+            "/meta/apps" => s.read(|st| {
+                serde_json::Value::Array(
+                    st.apps
+                        .values()
+                        .map(|a| {
+                            serde_json::json!({
+                                "app_id": a.id,
+                                "name": a.name,
+                                "status": format!("{:?}", a.status),
+                                "partition_count": a.partition_count,
+                                "max_replica_count": a.max_replica_count,
+                                "envs": a.envs,
+                                "healthy_partitions": a.partitions.iter().filter(|p| p.config.is_healthy()).count(),
+                            })
+                        })
+                        .collect(),
+                )
+            }),
+            "/meta/app" => {
+                let Some(name) = query_param(query, "name") else {
+                    return HttpResponse::error(400, "missing ?name=<table>");
+                };
+                let app = s.read(|st| {
+                    st.app_by_name(name).map(|a| {
+                        serde_json::json!({
+                            "app_id": a.id,
+                            "name": a.name,
+                            "partitions": a.partitions.iter().map(|p| serde_json::json!({
+                                "pidx": p.config.gpid.pidx,
+                                "ballot": p.config.ballot,
+                                "primary": p.config.primary.map(addr_text),
+                                "secondaries": p.config.secondaries.iter().map(|n| addr_text(*n)).collect::<Vec<_>>(),
+                                "last_drops": p.config.last_drops.iter().map(|n| addr_text(*n)).collect::<Vec<_>>(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                });
+                match app {
+                    Some(v) => v,
+                    None => return HttpResponse::error(404, "no such table"),
+                }
+            }
+            "/meta/nodes" => {
+                let alive = s.alive_nodes(now);
+                s.read(|st| {
+                    serde_json::Value::Array(
+                        st.nodes
+                            .iter()
+                            .map(|n| {
+                                serde_json::json!({
+                                    "address": addr_text(*n),
+                                    "status": if alive.contains(n) { "ALIVE" } else { "UNALIVE" },
+                                })
+                            })
+                            .collect(),
+                    )
+                })
+            }
+            _ => return HttpResponse::error(404, "not found; GET / lists the paths"),
+        };
+        HttpResponse::json(body.to_string())
     }
 }
 

@@ -67,6 +67,7 @@ impl Metas {
             config,
             fd: FailureDetectorConfig::default(),
             listen: self.addrs[i],
+            admin: None,
         })
         .await
         .unwrap()

@@ -9,9 +9,12 @@
 //!   replica) whose payload is a serde value carried as the one binary field of a thrift
 //!   args struct, so every port speaks one framing.
 
+//! - [`http`]: HTTP admin endpoints on the same port, told apart by the first bytes.
+
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod http;
 pub mod internal;
 pub mod server;
 pub mod session;

@@ -25,13 +25,28 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Option<ResponseFrame>> + Send;
 }
 
-/// Server limits.
-#[derive(Debug, Clone, Copy)]
+/// Server limits, and the HTTP service sharing the port.
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Largest frame accepted; a larger header closes the connection before allocation.
     pub max_frame: usize,
     /// Calls in flight per connection; the connection stops reading while at the limit.
     pub max_inflight_per_connection: usize,
+    /// Serves connections that start with an HTTP request line.
+    pub http: Option<Arc<dyn crate::http::HttpService>>,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("max_frame", &self.max_frame)
+            .field(
+                "max_inflight_per_connection",
+                &self.max_inflight_per_connection,
+            )
+            .field("http", &self.http.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {
@@ -39,6 +54,7 @@ impl Default for ServerOptions {
         Self {
             max_frame: DEFAULT_MAX_FRAME,
             max_inflight_per_connection: 1024,
+            http: None,
         }
     }
 }
@@ -52,7 +68,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: Ser
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, peer, handler.clone(), opts));
+                    connections.spawn(dispatch(stream, peer, handler.clone(), opts.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -63,6 +79,34 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: Ser
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// HTTP or THFT, by the first bytes.
+async fn dispatch<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    opts: ServerOptions,
+) {
+    if let Some(http) = opts.http.clone() {
+        let mut first = [0u8; 4];
+        let peeked = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match stream.peek(&mut first).await {
+                    Ok(n) if n >= first.len() => return true,
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if peeked && crate::http::is_http(&first) {
+            crate::http::serve_connection(stream, http).await;
+            return;
+        }
+    }
+    connection(stream, peer, handler, opts).await;
 }
 
 async fn connection<H: Handler>(

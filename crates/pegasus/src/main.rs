@@ -382,6 +382,35 @@ async fn shutdown_signal() {
     }
 }
 
+/// Installs the process-wide Prometheus recorder and describes the admin endpoints.
+fn admin(
+    role: &'static str,
+    config: &config::Config,
+) -> anyhow::Result<pegasus_rpc::http::CommonEndpoints> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let seconds = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 10.0,
+    ];
+    let counts = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?
+        .set_buckets_for_metric(Matcher::Suffix("_mutations".into()), &counts)?
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    // Histograms need periodic upkeep when nothing scrapes for a long time.
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        upkeep.run_upkeep();
+    });
+    Ok(pegasus_rpc::http::CommonEndpoints {
+        role,
+        version: env!("CARGO_PKG_VERSION"),
+        config_json: serde_json::to_string(config)?,
+        metrics: Some(std::sync::Arc::new(move || handle.render())),
+    })
+}
+
 fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args, Role::Meta)?;
     let servers = config
@@ -401,6 +430,7 @@ fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
             config: config.meta_server.clone(),
             fd: config.replication,
             listen,
+            admin: Some(admin("meta", &config)?),
         })
         .await?;
         println!("meta server listening on {listen}");
@@ -431,6 +461,7 @@ fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 fd: config.replication,
                 metas,
                 listen,
+                admin: Some(admin("replica", &config)?),
             },
         )
         .await?;

@@ -30,6 +30,7 @@ use pegasus_meta::protocol::{
 use pegasus_proto::frame::{RequestFrame, RequestHeader, ResponseFrame};
 use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
+use pegasus_rpc::http::{CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{Handler, RpcError, ServerOptions, Session};
 use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
@@ -142,6 +143,8 @@ pub struct ReplicaServerOptions {
     pub metas: Vec<SocketAddr>,
     /// The client port (also this node's identity).
     pub listen: SocketAddr,
+    /// HTTP admin endpoints on the same port (version, config, metrics); defaults if none.
+    pub admin: Option<CommonEndpoints>,
 }
 
 /// Where a learner fetches a checkpoint from (postcard inside [`Checkpoint::data`]).
@@ -486,10 +489,23 @@ impl ReplicaServer {
                 let _ = layout::retire(&root, gpid, "err", wall_ms());
             }
         }
+        let admin = opts.admin.clone().unwrap_or_else(|| CommonEndpoints {
+            role: "replica",
+            version: env!("CARGO_PKG_VERSION"),
+            config_json: "{}".into(),
+            metrics: None,
+        });
+        let http: Arc<dyn HttpService> = Arc::new(ReplicaHttp {
+            server: Arc::downgrade(&server),
+            common: admin,
+        });
         let serve = tokio::spawn(pegasus_rpc::serve(
             listener,
             server.clone(),
-            ServerOptions::default(),
+            ServerOptions {
+                http: Some(http),
+                ..ServerOptions::default()
+            },
         ));
         let beacons = tokio::spawn(beacon_loop(Arc::downgrade(&server)));
         let sync = tokio::spawn(config_sync_loop(Arc::downgrade(&server)));
@@ -891,7 +907,20 @@ impl Handler for ReplicaServer {
                 request: Request::Rrdb(req),
             } => {
                 let one_way = req.is_one_way();
+                let op = op_label(req.name());
+                let started = Instant::now();
                 let result = self.on_rrdb(header, req).await;
+                metrics::counter!("pegasus_replica_requests_total", "op" => op).increment(1);
+                metrics::histogram!("pegasus_replica_request_duration_seconds", "op" => op)
+                    .record(started.elapsed().as_secs_f64());
+                if let Err(code) = &result {
+                    metrics::counter!(
+                        "pegasus_replica_request_errors_total",
+                        "op" => op,
+                        "code" => code.name()
+                    )
+                    .increment(1);
+                }
                 if one_way {
                     return None;
                 }
@@ -922,6 +951,67 @@ impl Handler for ReplicaServer {
     }
 }
 
+/// `RPC_RRDB_RRDB_MULTI_GET` → `multi_get`.
+fn op_label(rpc: &'static str) -> &'static str {
+    match rpc {
+        "RPC_RRDB_RRDB_PUT" => "put",
+        "RPC_RRDB_RRDB_MULTI_PUT" => "multi_put",
+        "RPC_RRDB_RRDB_REMOVE" => "remove",
+        "RPC_RRDB_RRDB_MULTI_REMOVE" => "multi_remove",
+        "RPC_RRDB_RRDB_INCR" => "incr",
+        "RPC_RRDB_RRDB_CHECK_AND_SET" => "check_and_set",
+        "RPC_RRDB_RRDB_CHECK_AND_MUTATE" => "check_and_mutate",
+        "RPC_RRDB_RRDB_GET" => "get",
+        "RPC_RRDB_RRDB_MULTI_GET" => "multi_get",
+        "RPC_RRDB_RRDB_BATCH_GET" => "batch_get",
+        "RPC_RRDB_RRDB_SORTKEY_COUNT" => "sortkey_count",
+        "RPC_RRDB_RRDB_TTL" => "ttl",
+        "RPC_RRDB_RRDB_GET_SCANNER" => "get_scanner",
+        "RPC_RRDB_RRDB_SCAN" => "scan",
+        "RPC_RRDB_RRDB_CLEAR_SCANNER" => "clear_scanner",
+        _ => "other",
+    }
+}
+
+/// The replica server's HTTP endpoints (on its client port).
+struct ReplicaHttp {
+    server: std::sync::Weak<ReplicaServer>,
+    common: CommonEndpoints,
+}
+
+impl HttpService for ReplicaHttp {
+    fn get(&self, path: &str, _query: &str) -> HttpResponse {
+        if let Some(r) = self.common.get(path, &["/replica/replicas"]) {
+            return r;
+        }
+        let Some(s) = self.server.upgrade() else {
+            return HttpResponse::error(503, "stopping");
+        };
+        match path {
+            "/replica/replicas" => {
+                let list: Vec<serde_json::Value> = s
+                    .replica_list()
+                    .iter()
+                    .map(|r| {
+                        let (status, rep) = r.report();
+                        serde_json::json!({
+                            "app_id": r.gpid.app_id,
+                            "partition_index": r.gpid.pidx,
+                            "table": r.app().name,
+                            "status": format!("{status:?}"),
+                            "ballot": rep.ballot,
+                            "last_committed_decree": rep.last_committed,
+                            "last_prepared_decree": rep.last_prepared,
+                        })
+                    })
+                    .collect();
+                HttpResponse::json(serde_json::Value::Array(list).to_string())
+            }
+            _ => HttpResponse::error(404, "not found; GET / lists the paths"),
+        }
+    }
+}
+
 fn reports(server: &ReplicaServer) -> Vec<pegasus_meta::protocol::ReplicaReport> {
     server
         .replica_list()
@@ -937,6 +1027,27 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
         let ctx = s.ctx.clone();
         let interval = Duration::from_millis(ctx.fd.fd_beacon_interval_ms);
         let sent_ms = ctx.now_ms();
+        let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for r in s.replica_list() {
+            let name = match r.report().0 {
+                Status::Primary => "primary",
+                Status::Secondary => "secondary",
+                Status::PotentialSecondary => "potential_secondary",
+                Status::Inactive => "inactive",
+                Status::Error => "error",
+            };
+            *by_status.entry(name).or_default() += 1;
+        }
+        for status in [
+            "primary",
+            "secondary",
+            "potential_secondary",
+            "inactive",
+            "error",
+        ] {
+            let n = by_status.get(status).copied().unwrap_or(0);
+            metrics::gauge!("pegasus_replica_replicas", "status" => status).set(n as f64);
+        }
         let beacon = Beacon {
             node: ctx.me,
             sent_ms,

@@ -307,8 +307,14 @@ impl Actor {
             }
             // Group commit: one write + fsync for everything appended this round.
             if self.log.has_pending() {
+                let started = std::time::Instant::now();
+                let batch = self.appended - self.flushed;
                 match self.log.flush() {
                     Ok(_) => {
+                        metrics::histogram!("pegasus_replica_log_flush_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        metrics::histogram!("pegasus_replica_log_flush_mutations")
+                            .record(batch as f64);
                         self.flushed = self.appended;
                         self.event(Event::LogFlushed {
                             appended: self.flushed,
@@ -486,6 +492,7 @@ impl Actor {
     }
 
     fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
+        metrics::counter!("pegasus_replica_committed_mutations_total").increment(1);
         let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
         if writes.len() != m.updates.len() {
             tracing::error!(
@@ -616,6 +623,7 @@ impl Actor {
                 }
                 let previous = std::mem::replace(&mut self.store, store);
                 self.retired.push((previous, old));
+                metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(1);
                 tracing::info!(
                     "replica {:?}: installed a learned checkpoint at decree {decree}",
                     self.shared.gpid
