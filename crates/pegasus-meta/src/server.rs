@@ -982,7 +982,10 @@ impl MetaServer {
         }
         let register = {
             let mut fd = self.fd();
-            fd.last_beacon.insert(b.node, arrived);
+            // Beacons finish their quorum check out of order: never move the last arrival
+            // back, or meta could declare a node dead while a later ack's lease holds.
+            let last = fd.last_beacon.entry(b.node).or_insert(arrived);
+            *last = (*last).max(arrived);
             fd.reports.insert(b.node, b.replicas);
             fd.dead.remove(&b.node);
             let known = self.read(|s| s.nodes.contains(&b.node));
@@ -1434,6 +1437,13 @@ impl HttpService for MetaHttp {
             return HttpResponse::error(503, "stopping");
         };
         let now = Instant::now();
+        // Liveness is the leader's knowledge: followers redirect there.
+        if path == "/meta/nodes" && !s.is_ready_leader() {
+            return match s.leader().filter(|l| *l != s.addr) {
+                Some(l) => HttpResponse::redirect(format!("http://{l}{path}")),
+                None => HttpResponse::error(503, "no meta leader yet"),
+            };
+        }
         let body = match path {
             "/meta/cluster" => {
                 let info = s.cluster_info(now);

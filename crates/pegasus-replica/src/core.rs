@@ -345,6 +345,8 @@ pub struct Replica {
     learning: Option<Learning>,
     /// Potential secondary: waiting for a checkpoint install.
     installing: bool,
+    /// Commits asked for while a checkpoint was being installed.
+    deferred_commit: Decree,
     /// Created empty (a new or rebuilt replica): it holds no history, so it must never
     /// become primary of a partition that has one (ballot > 0) before it learns.
     fresh: bool,
@@ -394,6 +396,7 @@ impl Replica {
             config_request: None,
             learning: None,
             installing: false,
+            deferred_commit: 0,
             fresh: false,
             data_ballot,
         }
@@ -809,6 +812,12 @@ impl Replica {
 
     /// Secondary / learner: commit logged mutations up to the primary's committed decree.
     fn commit_to(&mut self, target: Decree, out: &mut Vec<Action>) {
+        if self.installing {
+            // Storage is being replaced by a checkpoint: applying to the old store now would
+            // move `committed` past the checkpoint. Commit once it is installed.
+            self.deferred_commit = self.deferred_commit.max(target);
+            return;
+        }
         while self.committed < target && self.logged.contains(&(self.committed + 1)) {
             self.commit_one(self.committed + 1, Vec::new(), out);
         }
@@ -1422,6 +1431,8 @@ impl Replica {
     fn on_checkpoint_installed(&mut self, decree: Decree, out: &mut Vec<Action>) {
         if self.installing && decree == self.committed {
             self.installing = false;
+            let target = std::mem::take(&mut self.deferred_commit);
+            self.commit_to(target, out);
             self.maybe_finish_learning(out);
         }
     }
@@ -1605,6 +1616,76 @@ mod tests {
             .collect();
         assert_eq!(signatures.len(), 1, "{out:?}");
         signatures.first().copied().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_learner_commits_nothing_onto_the_old_store_while_a_checkpoint_installs() {
+        const P: NodeId = NodeId(3);
+        let cfg = PartitionConfig {
+            gpid: Gpid::new(1, 0),
+            ballot: 2,
+            max_replica_count: 3,
+            primary: Some(P),
+            secondaries: vec![S],
+            ..PartitionConfig::default()
+        };
+        let mut r = fresh();
+        let out = r.handle(Event::Message {
+            from: P,
+            msg: PeerMessage::AddLearner {
+                config: cfg.clone(),
+                signature: 7,
+            },
+        });
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                Action::Send {
+                    msg: PeerMessage::Learn { signature: 7, .. },
+                    ..
+                }
+            )),
+            "{out:?}"
+        );
+        let m11 = Mutation {
+            ballot: 2,
+            decree: 11,
+            last_committed: 10,
+            timestamp_us: 0,
+            updates: Vec::new(),
+        };
+        let mut seen = r.handle(Event::Message {
+            from: P,
+            msg: PeerMessage::LearnResponse(LearnResponse {
+                signature: 7,
+                config: cfg,
+                checkpoint: Some(Checkpoint {
+                    decree: 10,
+                    data: Bytes::new(),
+                }),
+                mutations: vec![m11],
+                committed: 11,
+                retry: false,
+            }),
+        });
+        assert!(seen
+            .iter()
+            .any(|a| matches!(a, Action::InstallCheckpoint(c) if c.decree == 10)));
+        // The mutation after the checkpoint becomes durable while the install runs.
+        seen.extend(r.handle(Event::LogFlushed { appended: 1 }));
+        assert!(
+            commits(&seen).is_empty(),
+            "nothing applied to the store being replaced"
+        );
+        let out = r.handle(Event::CheckpointInstalled { decree: 10 });
+        assert_eq!(commits(&out), vec![11], "committed right after the install");
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: PeerMessage::LearnCompleted { signature: 7 },
+                ..
+            }
+        )));
     }
 
     #[test]

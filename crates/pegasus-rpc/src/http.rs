@@ -20,6 +20,8 @@ pub struct HttpResponse {
     pub content_type: &'static str,
     /// Body.
     pub body: Vec<u8>,
+    /// `Location` (redirects).
+    pub location: Option<String>,
 }
 
 impl HttpResponse {
@@ -29,6 +31,17 @@ impl HttpResponse {
             status: 200,
             content_type: "application/json",
             body: body.into_bytes(),
+            location: None,
+        }
+    }
+
+    /// 307 to `url` (a follower meta points at the leader, as Pegasus's does).
+    pub fn redirect(url: String) -> Self {
+        Self {
+            status: 307,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("see {url}\n").into_bytes(),
+            location: Some(url),
         }
     }
 
@@ -38,6 +51,7 @@ impl HttpResponse {
             status: 200,
             content_type,
             body: body.into_bytes(),
+            location: None,
         }
     }
 
@@ -47,6 +61,7 @@ impl HttpResponse {
             status,
             content_type: "text/plain; charset=utf-8",
             body: format!("{msg}\n").into_bytes(),
+            location: None,
         }
     }
 }
@@ -69,6 +84,7 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        307 => "Temporary Redirect",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -125,8 +141,13 @@ pub async fn serve_connection(mut stream: TcpStream, service: Arc<dyn HttpServic
             _ => HttpResponse::error(400, "bad request line"),
         }
     };
+    let location = resp
+        .location
+        .as_ref()
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{location}Connection: close\r\n\r\n",
         resp.status,
         reason(resp.status),
         resp.content_type,

@@ -17,14 +17,24 @@ use std::net::{SocketAddr, TcpStream};
 
 use onebox::{serial, Onebox};
 
-/// `GET path` over HTTP/1.1; (status, body).
+/// `GET path` over HTTP/1.1, following one redirect; (status, body).
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut c = TcpStream::connect(addr).unwrap();
     write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut raw = String::new();
     c.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    if status == 307 {
+        let url = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .unwrap()
+            .strip_prefix("http://")
+            .unwrap();
+        let (host, path) = url.split_at(url.find('/').unwrap());
+        return http_get(host.parse().unwrap(), path);
+    }
     (status, body.to_string())
 }
 
@@ -60,7 +70,8 @@ fn total(ob: &Onebox, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
     let _g = serial();
-    let ob = Onebox::start(3, 4);
+    // Requests over 1 ms are logged as slow (a 900 KB write below certainly is).
+    let ob = Onebox::start_with(3, 4, "[replica_server]\nslow_request_ms = 1\n");
     let puts_before = total(&ob, "pegasus_replica_requests_total", &[("op", "put")]);
     let gets_before = total(&ob, "pegasus_replica_requests_total", &[("op", "get")]);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -155,6 +166,11 @@ fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
             .len(),
         2
     );
+    // Asked of every meta: followers redirect to the leader.
+    for m in &ob.metas {
+        let (st, body) = http_get(*m, "/meta/nodes");
+        assert_eq!(st, 200, "{body}");
+    }
     let (_, body) = http_get(ob.metas[2], "/meta/nodes");
     let nodes: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -182,6 +198,28 @@ fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
     assert_eq!(http_get(ob.metas[0], "/health"), (200, "ok\n".to_string()));
     assert_eq!(http_get(ob.metas[0], "/nope").0, 404);
     assert_eq!(http_get(ob.metas[0], "/meta/app").0, 400);
+
+    // Slow requests are logged with their operation and partition: a 900 KB write replicated
+    // three times takes well over the 1 ms threshold this onebox runs with.
+    rt.block_on(async {
+        let t = ob.client().open_table("temp").await.unwrap();
+        let big = vec![b'x'; 100 << 10];
+        let names: Vec<Vec<u8>> = (0..9).map(|i| format!("s{i}").into_bytes()).collect();
+        let kvs: Vec<(&[u8], &[u8])> = names
+            .iter()
+            .map(|k| (k.as_slice(), big.as_slice()))
+            .collect();
+        t.multi_set(b"slow", &kvs, None).await.unwrap();
+    });
+    let logs: String = (1..=3)
+        .map(|i| {
+            std::fs::read_to_string(ob.path().join(format!("replica{i}.log"))).unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        logs.contains("slow request: multi_put on 1."),
+        "no slow-request log line:\n{logs}"
+    );
 
     // HTTP on the port does not disturb THFT clients.
     rt.block_on(async {

@@ -42,6 +42,12 @@ use crate::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
 use crate::update::encode_write;
 use partition::{Exit, Input, Shared};
 
+/// A peer message not handed to the connection within this is dropped (PacificA resends).
+const PEER_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest frame between servers and from clients: a mutation batches up to
+/// `max_mutation_batch` writes of up to `max_write_bytes` each.
+const MAX_FRAME: usize = 128 << 20;
+
 /// Internal RPC names between replica servers.
 pub mod names {
     /// A PacificA message for one partition (one-way).
@@ -82,6 +88,9 @@ pub struct ReplicaServerConfig {
     pub max_pending_writes: usize,
     /// Mutation-log segment size, bytes (Pegasus: `log_private_file_size_mb` = 32).
     pub log_segment_bytes: u64,
+    /// Requests slower than this are logged (WARN, with table, partition and time), ms;
+    /// 0 turns it off.
+    pub slow_request_ms: u64,
 }
 
 impl Default for ReplicaServerConfig {
@@ -101,6 +110,7 @@ impl Default for ReplicaServerConfig {
             learn_chunk_bytes: 1 << 20,
             max_pending_writes: 10_000,
             log_segment_bytes: 32 << 20,
+            slow_request_ms: 500,
         }
     }
 }
@@ -223,6 +233,8 @@ pub struct Ctx {
     start_ms: u64,
     sessions: Mutex<HashMap<SocketAddr, Session>>,
     meta: MetaLink,
+    /// The latest lease meta granted this node: (beacon sent, until), local ms.
+    lease: Mutex<Option<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -249,7 +261,7 @@ impl Ctx {
             Err(p) => p.into_inner(),
         };
         s.entry(addr)
-            .or_insert_with(|| Session::new(addr, 64 << 20))
+            .or_insert_with(|| Session::new(addr, MAX_FRAME))
             .clone()
     }
 
@@ -262,8 +274,15 @@ impl Ctx {
             msg,
         };
         self.rt.spawn(async move {
-            if let Err(e) = internal::send(&session, names::PEER, &env).await {
-                tracing::debug!("peer message to {addr}: {e}");
+            match tokio::time::timeout(
+                PEER_SEND_TIMEOUT,
+                internal::send(&session, names::PEER, &env),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("peer message to {addr}: {e}"),
+                Err(_) => tracing::debug!("peer message to {addr}: timed out"),
             }
         });
     }
@@ -471,6 +490,7 @@ impl ReplicaServer {
                 leader: Mutex::new(None),
                 next: Mutex::new(0),
             },
+            lease: Mutex::new(None),
         });
         let server = Arc::new(Self {
             ctx,
@@ -504,6 +524,7 @@ impl ReplicaServer {
             server.clone(),
             ServerOptions {
                 http: Some(http),
+                max_frame: MAX_FRAME,
                 ..ServerOptions::default()
             },
         ));
@@ -578,6 +599,16 @@ impl ReplicaServer {
             let Some(server) = weak.upgrade() else { return };
             server.on_replica_exit(gpid, exit);
         })?;
+        // The node's lease covers replicas created after the last beacon ack too: without
+        // it a new primary would step down at its first tick.
+        let lease = self.ctx.lease.lock().ok().and_then(|l| *l);
+        if let Some((sent_ms, until_ms)) = lease {
+            shared.send(Input::Core(Event::Lease {
+                sent_ms,
+                until_ms,
+                now_ms: self.ctx.now_ms(),
+            }));
+        }
         shared.send(Input::Core(Event::Tick {
             now_ms: self.ctx.now_ms(),
         }));
@@ -910,9 +941,23 @@ impl Handler for ReplicaServer {
                 let op = op_label(req.name());
                 let started = Instant::now();
                 let result = self.on_rrdb(header, req).await;
+                let took = started.elapsed();
+                let slow = self.ctx.cfg.slow_request_ms;
+                if slow > 0 && took >= Duration::from_millis(slow) {
+                    tracing::warn!(
+                        "slow request: {op} on {}.{} took {} ms ({})",
+                        header.app_id,
+                        header.partition_index,
+                        took.as_millis(),
+                        match &result {
+                            Ok(_) => "ok".to_string(),
+                            Err(code) => code.name().to_string(),
+                        }
+                    );
+                }
                 metrics::counter!("pegasus_replica_requests_total", "op" => op).increment(1);
                 metrics::histogram!("pegasus_replica_request_duration_seconds", "op" => op)
-                    .record(started.elapsed().as_secs_f64());
+                    .record(took.as_secs_f64());
                 if let Err(code) = &result {
                     metrics::counter!(
                         "pegasus_replica_request_errors_total",
@@ -1066,9 +1111,15 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
             match ack {
                 Ok(a) if a.is_leader && a.lease_ms > 0 => {
                     ctx.meta.set_leader(Some(target));
+                    let until_ms = a.sent_ms.saturating_add(a.lease_ms);
+                    if let Ok(mut l) = ctx.lease.lock() {
+                        if l.is_none_or(|(_, u)| u < until_ms) {
+                            *l = Some((a.sent_ms, until_ms));
+                        }
+                    }
                     let lease = Event::Lease {
                         sent_ms: a.sent_ms,
-                        until_ms: a.sent_ms.saturating_add(a.lease_ms),
+                        until_ms,
                         now_ms: ctx.now_ms(),
                     };
                     if let Some(s) = server.upgrade() {

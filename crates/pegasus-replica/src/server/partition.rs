@@ -216,7 +216,7 @@ pub fn open(
             core.status(),
             ReplicaReport {
                 gpid,
-                ballot: core.data_ballot().max(init.config.ballot),
+                ballot: core.data_ballot(),
                 last_committed: core.last_committed(),
                 last_prepared: core.last_prepared(),
             },
@@ -242,6 +242,7 @@ pub fn open(
         learn_dirs: Vec::new(),
         default_ttl: None,
         retired: Vec::new(),
+        checkpoints_made: 0,
     };
     let thread_shared = shared.clone();
     std::thread::Builder::new()
@@ -273,6 +274,8 @@ struct Actor {
     default_ttl: Option<u32>,
     /// Stores replaced by a learned checkpoint, removed once no reader holds them.
     retired: Vec<(Arc<Store>, PathBuf)>,
+    /// Checkpoints made for learners (names them uniquely).
+    checkpoints_made: u64,
 }
 
 /// Inputs handled per round before the log is flushed.
@@ -423,7 +426,9 @@ impl Actor {
                 self.core.status(),
                 ReplicaReport {
                     gpid: self.shared.gpid,
-                    ballot: self.core.data_ballot().max(self.core.config().ballot),
+                    // The ballot of the data held, never a configuration ballot merely
+                    // adopted: meta's all-dead rule must not prefer an empty copy.
+                    ballot: self.core.data_ballot(),
                     last_committed: self.core.last_committed(),
                     last_prepared: self.core.last_prepared(),
                 },
@@ -433,12 +438,19 @@ impl Actor {
 
     fn event(&mut self, ev: Event) {
         let actions = self.core.handle(ev);
-        // Published before acting, so no read slips in after a step-down.
-        self.publish();
+        // Before acting, only ever lower the read deadline: a step-down takes effect at
+        // once, but reads must not open before this event's commits are applied (a new
+        // primary's re-proposed decrees).
+        self.publish_lowered();
         for a in actions {
             self.action(a);
         }
         self.publish();
+    }
+
+    fn publish_lowered(&self) {
+        let until = self.core.read_deadline().unwrap_or(0);
+        self.shared.read_until_ms.fetch_min(until, Ordering::AcqRel);
     }
 
     fn action(&mut self, action: Action) {
@@ -551,7 +563,8 @@ impl Actor {
     }
 
     fn make_checkpoint(&mut self) -> std::io::Result<(Checkpoint, Decree)> {
-        let name = format!("cp-{}-{}", self.ctx.now_ms(), self.learn_dirs.len());
+        self.checkpoints_made += 1;
+        let name = format!("cp-{}-{}", self.ctx.now_ms(), self.checkpoints_made);
         let learn = self.shared.dir.join("learn");
         std::fs::create_dir_all(&learn)?;
         let dir = learn.join(&name);
