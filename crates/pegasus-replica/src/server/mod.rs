@@ -443,6 +443,15 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// Runs blocking file work from async code: on a multi-threaded runtime the worker hands
+/// its other tasks to the rest first (`block_in_place`); elsewhere it just runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 pub(crate) fn wall_ms() -> u64 {
     SystemClock.now_micros() / 1000
 }
@@ -595,9 +604,13 @@ impl ReplicaServer {
         }
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
-        let shared = partition::open(&ctx, gpid, create_with, move |gpid, exit| {
-            let Some(server) = weak.upgrade() else { return };
-            server.on_replica_exit(gpid, exit);
+        // Opening replays the log and opens RocksDB: blocking work, kept off the async
+        // workers' queue so beacons keep flowing.
+        let shared = blocking(|| {
+            partition::open(&ctx, gpid, create_with, move |gpid, exit| {
+                let Some(server) = weak.upgrade() else { return };
+                server.on_replica_exit(gpid, exit);
+            })
         })?;
         // The node's lease covers replicas created after the last beacon ack too: without
         // it a new primary would step down at its first tick.
@@ -619,16 +632,17 @@ impl ReplicaServer {
     }
 
     fn on_replica_exit(self: &Arc<Self>, gpid: Gpid, exit: Exit) {
+        if exit == Exit::Failed {
+            // Keep the failed copy for inspection (moved aside before the replica leaves
+            // the map, so nothing reopens it meanwhile); a fresh replica re-learns in its
+            // place once meta's next configuration names this node.
+            if let Err(e) = layout::retire(&self.ctx.root, gpid, "err", wall_ms()) {
+                tracing::error!("replica {gpid:?}: cannot move the failed copy aside: {e}");
+            }
+        }
         if let Ok(mut m) = self.replicas.lock() {
             if m.get(&gpid).is_some_and(|r| r.is_closed()) {
                 m.remove(&gpid);
-            }
-        }
-        if exit == Exit::Failed {
-            // Keep the failed copy for inspection; a fresh replica re-learns in its place
-            // once meta's next configuration names this node.
-            if let Err(e) = layout::retire(&self.ctx.root, gpid, "err", wall_ms()) {
-                tracing::error!("replica {gpid:?}: cannot move the failed copy aside: {e}");
             }
         }
     }
@@ -717,7 +731,7 @@ impl ReplicaServer {
                     Ok(r) => r,
                     Err(_) => return Some(call.error(ErrorCode::InvalidParameters)),
                 };
-                Some(match self.read_learn_file(&req) {
+                Some(match blocking(|| self.read_learn_file(&req)) {
                     Ok(data) => call.reply(&LearnFileResponse { data }),
                     Err(code) => call.error(code),
                 })
@@ -1163,7 +1177,7 @@ async fn config_sync_loop(server: std::sync::Weak<ReplicaServer>) {
                         }
                     }
                     tracing::info!("replica {gpid:?}: table purged, moving it to garbage");
-                    let _ = layout::retire(&ctx.root, gpid, "gar", wall_ms());
+                    let _ = blocking(|| layout::retire(&ctx.root, gpid, "gar", wall_ms()));
                 }
             }
             // Meta not reachable or not leading yet: try again soon.

@@ -249,6 +249,8 @@ pub fn open(
         .name(format!("replica-{}.{}", gpid.app_id, gpid.pidx))
         .spawn(move || {
             let exit = actor.run(rx);
+            // Close RocksDB and the log before the directory may be moved aside.
+            drop(actor);
             thread_shared.closed.store(true, Ordering::Release);
             thread_shared.read_until_ms.store(0, Ordering::Release);
             on_exit(gpid, exit);
