@@ -318,6 +318,9 @@ impl MetaServer {
                 tracing::debug!("raft initialize: {e}");
             }
         }
+        // Counters that only move on rare events exist from the start (dashboards, alerts).
+        metrics::counter!("pegasus_meta_failovers_total").increment(0);
+        metrics::counter!("pegasus_meta_dead_nodes_total").increment(0);
         let server = Arc::new(Self {
             id,
             addr: opts.listen,

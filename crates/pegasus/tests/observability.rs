@@ -221,6 +221,54 @@ fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
         "no slow-request log line:\n{logs}"
     );
 
+    // An error is counted by code.
+    rt.block_on(async {
+        let t = ob.client().open_table("temp").await.unwrap();
+        assert!(t
+            .set(b"too", b"big", &vec![0u8; (1 << 20) + 1], None)
+            .await
+            .is_err());
+    });
+    assert_eq!(
+        total(
+            &ob,
+            "pegasus_replica_request_errors_total",
+            &[("op", "put"), ("code", "ERR_INVALID_DATA")]
+        ),
+        1.0
+    );
+
+    // The Grafana dashboard in the repository uses only metric names the servers export.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../etc/grafana/pegasus.json")).unwrap();
+    let mut exported = std::collections::BTreeSet::new();
+    for addr in ob.replicas.iter().chain(ob.metas.iter()) {
+        let (_, body) = http_get(*addr, "/metrics");
+        for line in body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let name = line.split(['{', ' ']).next().unwrap();
+            exported.insert(name.to_string());
+        }
+    }
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("pegasus_") {
+                    used += 1;
+                    assert!(
+                        exported.contains(word),
+                        "dashboard uses {word}, not exported: {exported:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(used >= 15, "the dashboard covers the metrics");
+
     // HTTP on the port does not disturb THFT clients.
     rt.block_on(async {
         let t = ob.client().open_table("temp").await.unwrap();

@@ -501,6 +501,10 @@ impl ReplicaServer {
             },
             lease: Mutex::new(None),
         });
+        // Counters that only move on rare events exist from the start (dashboards, alerts).
+        metrics::counter!("pegasus_replica_learn_bytes_total").increment(0);
+        metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(0);
+        metrics::counter!("pegasus_replica_committed_mutations_total").increment(0);
         let server = Arc::new(Self {
             ctx,
             replicas: Arc::new(Mutex::new(BTreeMap::new())),
