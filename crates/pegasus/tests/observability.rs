@@ -221,6 +221,27 @@ fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
         "no slow-request log line:\n{logs}"
     );
 
+    // RocksDB figures per replica, labelled by table and partition.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = scrape(ob.replicas[0]);
+        let partitions: std::collections::BTreeSet<String> = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "pegasus_replica_rdb_memtable_bytes")
+            .filter_map(|x| x.labels.get("partition").map(str::to_string))
+            .collect();
+        if partitions.len() == 4 {
+            assert!(sum(&s, "pegasus_replica_rdb_memtable_bytes", &[("app_id", "1")]) > 0.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rdb gauges for 4 partitions: {partitions:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     // An error is counted by code.
     rt.block_on(async {
         let t = ob.client().open_table("temp").await.unwrap();

@@ -243,6 +243,7 @@ pub fn open(
         default_ttl: None,
         retired: Vec::new(),
         checkpoints_made: 0,
+        last_storage_stats: 0,
     };
     let thread_shared = shared.clone();
     std::thread::Builder::new()
@@ -278,7 +279,12 @@ struct Actor {
     retired: Vec<(Arc<Store>, PathBuf)>,
     /// Checkpoints made for learners (names them uniquely).
     checkpoints_made: u64,
+    /// When RocksDB figures were last recorded.
+    last_storage_stats: u64,
 }
+
+/// How often each replica records its RocksDB figures, ms.
+const STORAGE_STATS_MS: u64 = 2_000;
 
 /// Inputs handled per round before the log is flushed.
 const BATCH: usize = 512;
@@ -343,6 +349,7 @@ impl Actor {
                 return Exit::Failed;
             }
             self.maybe_checkpoint(now);
+            self.maybe_record_storage(now);
             self.persist();
         }
     }
@@ -669,6 +676,44 @@ impl Actor {
                     self.shared.gpid,
                     dir.display()
                 );
+            }
+        }
+    }
+
+    /// RocksDB figures of this replica as gauges, every few seconds.
+    fn maybe_record_storage(&mut self, now: u64) {
+        if now.saturating_sub(self.last_storage_stats) < STORAGE_STATS_MS {
+            return;
+        }
+        self.last_storage_stats = now;
+        let app = self.shared.gpid.app_id.to_string();
+        let pidx = self.shared.gpid.pidx.to_string();
+        let engine = self.store.engine();
+        for (metric, property) in [
+            (
+                "pegasus_replica_rdb_memtable_bytes",
+                "rocksdb.cur-size-all-mem-tables",
+            ),
+            (
+                "pegasus_replica_rdb_sst_bytes",
+                "rocksdb.total-sst-files-size",
+            ),
+            (
+                "pegasus_replica_rdb_estimated_keys",
+                "rocksdb.estimate-num-keys",
+            ),
+            (
+                "pegasus_replica_rdb_pending_compaction_bytes",
+                "rocksdb.estimate-pending-compaction-bytes",
+            ),
+            (
+                "pegasus_replica_rdb_running_compactions",
+                "rocksdb.num-running-compactions",
+            ),
+        ] {
+            if let Ok(Some(v)) = engine.property_int(property) {
+                metrics::gauge!(metric, "app_id" => app.clone(), "partition" => pidx.clone())
+                    .set(v as f64);
             }
         }
     }
