@@ -30,10 +30,17 @@ fn ports_free(base: u16, n: u16) -> bool {
 }
 
 /// `n` consecutive free ports.
+/// Ports are taken below Linux's ephemeral range (32768–60999), so outgoing connections
+/// never occupy them, and each call in a process starts at a different place (two oneboxes
+/// of one test binary may start at the same time).
 fn free_range(n: u16) -> u16 {
-    let seed = std::process::id() as u16;
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u16)
+        .wrapping_mul(31)
+        .wrapping_add(call.wrapping_mul(1_009));
     for attempt in 0..1000u16 {
-        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt.wrapping_mul(97))) % 30_000;
+        let base = 10_000 + seed.wrapping_add(attempt.wrapping_mul(97)) % 22_000;
         if ports_free(base, n) {
             return base;
         }
