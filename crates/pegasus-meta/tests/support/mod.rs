@@ -34,10 +34,18 @@ use pegasus_rpc::{serve, Handler, ServerOptions, Session};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// A free port on 127.0.0.1 (bound, then released).
+/// A free port on 127.0.0.1 below Linux's ephemeral range (so no outgoing connection takes
+/// it between this check and the server's bind), different on every call.
 pub fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    loop {
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 10_000 + (seed.wrapping_add(call.wrapping_mul(101)) % 22_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
 }
 
 struct NodeInner {
