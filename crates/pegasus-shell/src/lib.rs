@@ -10,6 +10,8 @@
 
 #![warn(missing_docs)]
 
+pub mod stats;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -220,7 +222,7 @@ tables:  ls [-a] [-s available|dropped] | create <app> [-p partitions] [-r repli
          drop <app> [-r reserve_seconds] | recall <app_id> [new_name] | use <app>
          app <app> [-d] | get_app_envs | set_app_envs <k> <v> [k v ...] | del_app_envs <k> [k ...]
          clear_app_envs [-a] [-p prefix]
-cluster: nodes [-d] | cluster_info
+cluster: nodes [-d] | cluster_info | server_info | server_stat | app_stat
 data:    set <hk> <sk> <value> [ttl_seconds] | get <hk> <sk> | del <hk> <sk> | exist <hk> <sk>
          ttl <hk> <sk> | incr <hk> <sk> [increment] | count <hk> (sortkey_count)
          multi_set <hk> <sk> <v> [sk v ...] | multi_get <hk> [sk ...] | multi_del <hk> <sk> [sk ...]
@@ -291,6 +293,9 @@ impl Shell {
             "check_and_set" => self.check_and_set(rest).await,
             "hash_scan" => self.hash_scan(rest).await,
             "full_scan" => self.full_scan(rest).await,
+            "server_info" => self.server_info().await,
+            "server_stat" => self.server_stat().await,
+            "app_stat" => self.app_stat().await,
             other => Err(ShellError::Usage(format!(
                 "unknown command {other:?}; `help` lists the commands"
             ))),
@@ -594,6 +599,152 @@ impl Shell {
             "\ntotal_node_count  : {}\nalive_node_count  : {alive}",
             nodes.len()
         );
+        Ok(out)
+    }
+
+    /// Every server: metas from `cluster_info`, replica servers from `nodes`.
+    async fn servers(&self) -> Result<(Vec<std::net::SocketAddr>, Vec<std::net::SocketAddr>)> {
+        let metas = match self
+            .meta(MetaRequest::ClusterInfo(ClusterInfoRequest {}))
+            .await?
+        {
+            MetaResponse::ClusterInfo(r) => r
+                .keys
+                .iter()
+                .zip(&r.values)
+                .find(|(k, _)| *k == "meta_servers")
+                .map(|(_, v)| v.split(',').filter_map(|a| a.parse().ok()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let replicas = match self
+            .meta(MetaRequest::ListNodes(ListNodesRequest {
+                status: NodeStatus::Alive,
+            }))
+            .await?
+        {
+            MetaResponse::ListNodes(r) => r
+                .infos
+                .iter()
+                .filter_map(|n| n.node.to_socket_addr())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok((metas, replicas))
+    }
+
+    async fn server_info(&self) -> Result<String> {
+        let (metas, replicas) = self.servers().await?;
+        let mut out = format!("{:<24}{:<10}{}\n", "address", "role", "version");
+        for addr in metas.iter().chain(replicas.iter()) {
+            match stats::http_get(*addr, "/version").await {
+                Ok(body) => {
+                    let field = |k: &str| {
+                        body.split(&format!("\"{k}\":\""))
+                            .nth(1)
+                            .and_then(|r| r.split('"').next())
+                            .unwrap_or("?")
+                            .to_string()
+                    };
+                    let _ = writeln!(out, "{addr:<24}{:<10}{}", field("role"), field("version"));
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "{addr:<24}{:<10}{e}", "?");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn server_stat(&self) -> Result<String> {
+        let (_, replicas) = self.servers().await?;
+        // Two scrapes one second apart give per-second rates.
+        let mut first = BTreeMap::new();
+        for addr in &replicas {
+            if let Ok(body) = stats::http_get(*addr, "/metrics").await {
+                first.insert(*addr, stats::parse_metrics(&body));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut out = format!(
+            "{:<24}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+            "address", "get_qps", "put_qps", "errors/s", "primary", "secondary"
+        );
+        for addr in &replicas {
+            let Ok(body) = stats::http_get(*addr, "/metrics").await else {
+                let _ = writeln!(out, "{addr:<24} unreachable");
+                continue;
+            };
+            let now = stats::parse_metrics(&body);
+            let before = first.get(addr).cloned().unwrap_or_default();
+            let rate = |name: &str, labels: &[(&str, &str)]| {
+                stats::total(&now, name, labels) - stats::total(&before, name, labels)
+            };
+            let reads: f64 = [
+                "get",
+                "multi_get",
+                "batch_get",
+                "scan",
+                "get_scanner",
+                "sortkey_count",
+                "ttl",
+            ]
+            .iter()
+            .map(|op| rate("pegasus_replica_requests_total", &[("op", op)]))
+            .sum();
+            let writes: f64 = [
+                "put",
+                "multi_put",
+                "remove",
+                "multi_remove",
+                "incr",
+                "check_and_set",
+                "check_and_mutate",
+            ]
+            .iter()
+            .map(|op| rate("pegasus_replica_requests_total", &[("op", op)]))
+            .sum();
+            let _ = writeln!(
+                out,
+                "{addr:<24}{reads:>10.0}{writes:>10.0}{:>10.0}{:>10.0}{:>10.0}",
+                rate("pegasus_replica_request_errors_total", &[]),
+                stats::total(&now, "pegasus_replica_replicas", &[("status", "primary")]),
+                stats::total(&now, "pegasus_replica_replicas", &[("status", "secondary")]),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn app_stat(&self) -> Result<String> {
+        let apps = self.list(AppStatus::Available).await?;
+        let (_, replicas) = self.servers().await?;
+        let mut samples = Vec::new();
+        for addr in &replicas {
+            if let Ok(body) = stats::http_get(*addr, "/metrics").await {
+                samples.extend(stats::parse_metrics(&body));
+            }
+        }
+        let mut out = format!(
+            "{:<24}{:>8}{:>12}{:>14}{:>14}{:>14}\n",
+            "app_name", "app_id", "partitions", "est_keys", "sst_bytes", "memtable"
+        );
+        for a in &apps {
+            let id = a.app_id.to_string();
+            // Every replica holds a copy: divide the sums by the replica count.
+            let copies = f64::from(a.max_replica_count.max(1));
+            let per =
+                |name: &str| stats::total(&samples, name, &[("app_id", id.as_str())]) / copies;
+            let _ = writeln!(
+                out,
+                "{:<24}{:>8}{:>12}{:>14.0}{:>14.0}{:>14.0}",
+                a.app_name,
+                a.app_id,
+                a.partition_count,
+                per("pegasus_replica_rdb_estimated_keys"),
+                per("pegasus_replica_rdb_sst_bytes"),
+                per("pegasus_replica_rdb_memtable_bytes"),
+            );
+        }
         Ok(out)
     }
 

@@ -171,6 +171,41 @@ fn shell_commands_work_against_onebox() {
         "{out}"
     );
 
+    // Server and table statistics, from the servers' HTTP endpoints.
+    let out = ok(&ob, &["server_info"]);
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" meta ")).count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" replica ")).count(),
+        3,
+        "{out}"
+    );
+    let out = ok(&ob, &["server_stat"]);
+    let primaries: f64 = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .sum();
+    assert_eq!(
+        primaries, 6.0,
+        "temp (4) and t3 (2) partitions have one primary each:\n{out}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let out = ok(&ob, &["app_stat"]);
+    let temp = out
+        .lines()
+        .find(|l| l.starts_with("temp "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let keys: f64 = temp.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(keys > 0.0, "estimated keys of temp: {out}");
+
     // Errors: a clear message and a failing exit status.
     let (success, _, err) = shell(&ob, &["get a b"]);
     assert!(!success && err.contains("use <app>"), "{err}");
