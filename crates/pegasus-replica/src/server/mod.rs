@@ -973,8 +973,12 @@ impl Handler for ReplicaServer {
                         }
                     );
                 }
-                metrics::counter!("pegasus_replica_requests_total", "op" => op).increment(1);
-                metrics::histogram!("pegasus_replica_request_duration_seconds", "op" => op)
+                // Per table (its id); per-partition detail is in the JSON view and the
+                // RocksDB gauges, keeping request series few.
+                let app = header.app_id.to_string();
+                metrics::counter!("pegasus_replica_requests_total", "op" => op, "app_id" => app.clone())
+                    .increment(1);
+                metrics::histogram!("pegasus_replica_request_duration_seconds", "op" => op, "app_id" => app)
                     .record(took.as_secs_f64());
                 if let Err(code) = &result {
                     metrics::counter!(
