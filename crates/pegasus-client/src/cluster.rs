@@ -1,6 +1,5 @@
 //! The cluster handle: configuration, connections, meta calls.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::{ClientError, Result};
 use crate::table::Table;
-use pegasus_rpc::Session;
+use pegasus_rpc::{Session, SessionPool};
 
 /// Client settings. Defaults follow the Java client (1 s per operation, 5 s per meta query).
 #[derive(Debug, Clone)]
@@ -41,7 +40,7 @@ impl ClientConfig {
 
 pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
-    sessions: Mutex<HashMap<SocketAddr, Session>>,
+    sessions: SessionPool,
     /// Meta servers, the one believed to be the leader first.
     metas: Mutex<Vec<SocketAddr>>,
 }
@@ -61,11 +60,7 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 
 impl Inner {
     pub(crate) fn session(&self, addr: SocketAddr) -> Session {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .entry(addr)
-            .or_insert_with(|| Session::new(addr, self.config.max_frame))
-            .clone()
+        self.sessions.get(addr)
     }
 
     fn metas(&self) -> Vec<SocketAddr> {
@@ -187,10 +182,11 @@ impl Client {
     /// A client for the cluster behind `config.meta_servers`. Connects lazily.
     pub fn new(config: ClientConfig) -> Self {
         let metas = config.meta_servers.clone();
+        let sessions = SessionPool::new(config.max_frame);
         Self {
             inner: Arc::new(Inner {
                 config,
-                sessions: Mutex::new(HashMap::new()),
+                sessions,
                 metas: Mutex::new(metas),
             }),
         }

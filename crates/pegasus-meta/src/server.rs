@@ -36,7 +36,7 @@ use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, Request, RpcAddress};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
-use pegasus_rpc::{Handler, ServerOptions, Session};
+use pegasus_rpc::{Handler, ServerOptions, Session, SessionPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -121,7 +121,7 @@ pub struct MetaServer {
     config: MetaServerConfig,
     fd_config: FailureDetectorConfig,
     fd: Mutex<Fd>,
-    sessions: Mutex<HashMap<SocketAddr, Session>>,
+    sessions: SessionPool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -330,15 +330,13 @@ impl MetaServer {
             config: opts.config,
             fd_config: opts.fd,
             fd: Mutex::new(Fd::default()),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: SessionPool::new(pegasus_proto::DEFAULT_MAX_FRAME),
             tasks: Mutex::new(Vec::new()),
         });
-        let admin = opts.admin.clone().unwrap_or_else(|| CommonEndpoints {
-            role: "meta",
-            version: env!("CARGO_PKG_VERSION"),
-            config_json: "{}".into(),
-            metrics: None,
-        });
+        let admin = opts
+            .admin
+            .clone()
+            .unwrap_or_else(|| CommonEndpoints::bare("meta", env!("CARGO_PKG_VERSION")));
         let http: Arc<dyn HttpService> = Arc::new(MetaHttp {
             server: Arc::downgrade(&server),
             common: admin,
@@ -453,13 +451,7 @@ impl MetaServer {
     }
 
     fn session(&self, addr: SocketAddr) -> Session {
-        let mut s = match self.sessions.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        s.entry(addr)
-            .or_insert_with(|| Session::new(addr, pegasus_proto::DEFAULT_MAX_FRAME))
-            .clone()
+        self.sessions.get(addr)
     }
 
     /// Sends a one-way message to a replica server without waiting.

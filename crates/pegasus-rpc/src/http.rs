@@ -203,6 +203,16 @@ impl std::fmt::Debug for CommonEndpoints {
 }
 
 impl CommonEndpoints {
+    /// Endpoints without a configuration view or a metrics recorder (in-process servers).
+    pub fn bare(role: &'static str, version: &'static str) -> Self {
+        Self {
+            role,
+            version,
+            config_json: "{}".into(),
+            metrics: None,
+        }
+    }
+
     /// Answers a common path; `None` for role-specific ones. `extra` lists the
     /// role-specific paths for the index page.
     pub fn get(&self, path: &str, extra: &[&str]) -> Option<HttpResponse> {

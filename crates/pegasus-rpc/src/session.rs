@@ -118,6 +118,31 @@ impl Session {
     }
 }
 
+/// One session per server address, created on first use and shared by every caller.
+#[derive(Debug, Default)]
+pub struct SessionPool {
+    max_frame: usize,
+    sessions: std::sync::Mutex<HashMap<SocketAddr, Session>>,
+}
+
+impl SessionPool {
+    /// A pool whose sessions refuse replies above `max_frame`.
+    pub fn new(max_frame: usize) -> Self {
+        Self {
+            max_frame,
+            sessions: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session to `addr`.
+    pub fn get(&self, addr: SocketAddr) -> Session {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.entry(addr)
+            .or_insert_with(|| Session::new(addr, self.max_frame))
+            .clone()
+    }
+}
+
 async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc::Receiver<Call>) {
     let mut pending: HashMap<i32, Reply> = HashMap::new();
     let failure = loop {

@@ -248,12 +248,11 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
         writeln!(f, "\n# From {}\n{text}", extra.display())?;
     }
     let cfg = config.to_string_lossy().into_owned();
-    let mut instances = Vec::new();
-    for (i, addr) in metas.iter().enumerate() {
-        let name = format!("meta{}", i + 1);
-        instances.push(Instance {
+    let server = |role: &str, i: usize, addr: &SocketAddr| {
+        let name = format!("{role}{}", i + 1);
+        Instance {
             args: vec![
-                "meta".into(),
+                role.into(),
                 "--config".into(),
                 cfg.clone(),
                 "--listen".into(),
@@ -262,23 +261,19 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
                 dir.join(&name).to_string_lossy().into_owned(),
             ],
             name,
-        });
-    }
-    for (i, addr) in replicas.iter().enumerate() {
-        let name = format!("replica{}", i + 1);
-        instances.push(Instance {
-            args: vec![
-                "replica".into(),
-                "--config".into(),
-                cfg.clone(),
-                "--listen".into(),
-                addr.to_string(),
-                "--data-dir".into(),
-                dir.join(&name).to_string_lossy().into_owned(),
-            ],
-            name,
-        });
-    }
+        }
+    };
+    let mut instances: Vec<Instance> = metas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| server("meta", i, a))
+        .chain(
+            replicas
+                .iter()
+                .enumerate()
+                .map(|(i, a)| server("replica", i, a)),
+        )
+        .collect();
     if let Some(port) = args.redis_port {
         instances.push(Instance {
             name: "redis-proxy".into(),

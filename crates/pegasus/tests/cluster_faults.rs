@@ -18,18 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use onebox::{serial, Onebox};
+use onebox::{rt, serial, Onebox};
 use pegasus_client::{Client, Table};
 use pegasus_proto::meta::ClusterInfoRequest;
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Writers that each write `w<id>-<n>` for n = 0, 1, 2, … retrying every key until it is
 /// acknowledged (Pegasus's kill_test), until stopped. Returns the acknowledged keys.

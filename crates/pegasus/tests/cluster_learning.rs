@@ -17,21 +17,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onebox::{serial, Onebox};
+use onebox::{rt, serial, Onebox};
 use pegasus_core::key::decode_key;
 use pegasus_core::time::SystemClock;
 use pegasus_proto::ErrorCode;
 use pegasus_storage::{
     EngineIterator, IterOptions, RocksEngine, RocksEnv, StorageConfig, StorageEngine,
 };
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Every hash key stored in a replica server's copies, read offline from RocksDB.
 fn hash_keys_on_disk(replica_root: &std::path::Path) -> BTreeSet<Vec<u8>> {

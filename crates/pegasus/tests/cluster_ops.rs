@@ -15,21 +15,13 @@ mod onebox;
 use std::time::Duration;
 
 use bytes::Bytes;
-use onebox::{serial, Onebox};
+use onebox::{rt, serial, Onebox};
 use pegasus_client::{
     CasCheckType, CheckAndSetOptions, MultiGetOptions, Mutate, MutateOperation, ScanOptions,
 };
 use pegasus_proto::meta::{DropAppOptions, DropAppRequest, RecallAppRequest};
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Runs `f` against the table `temp` of the onebox shared by this file's tests.
 fn with_table<F, Fut>(f: F)

@@ -15,7 +15,6 @@
 //! <data_dir>/replica/<app_id>.<pidx>.<unix_ms>.gar   a replica of a purged table
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pegasus_core::config::PartitionConfig;
@@ -54,20 +53,7 @@ pub fn parse_replica_dir(name: &str) -> Option<Gpid> {
     Some(Gpid::new(app.parse().ok()?, pidx.parse().ok()?))
 }
 
-/// Writes `bytes` to `path` atomically and durably.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+pub use pegasus_meta::raft::atomic_write;
 
 /// Reads a replica's `init.json`.
 pub fn read_init(dir: &Path) -> std::io::Result<InitInfo> {

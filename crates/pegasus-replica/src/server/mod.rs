@@ -10,7 +10,7 @@
 pub mod layout;
 pub mod partition;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,7 +32,7 @@ use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
 use pegasus_rpc::http::{CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
-use pegasus_rpc::{Handler, RpcError, ServerOptions, Session};
+use pegasus_rpc::{Handler, RpcError, ServerOptions, Session, SessionPool};
 use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -231,7 +231,7 @@ pub struct Ctx {
     rt: tokio::runtime::Handle,
     started: Instant,
     start_ms: u64,
-    sessions: Mutex<HashMap<SocketAddr, Session>>,
+    sessions: SessionPool,
     meta: MetaLink,
     /// The latest lease meta granted this node: (beacon sent, until), local ms.
     lease: Mutex<Option<(u64, u64)>>,
@@ -256,13 +256,7 @@ impl Ctx {
     }
 
     fn session(&self, addr: SocketAddr) -> Session {
-        let mut s = match self.sessions.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        s.entry(addr)
-            .or_insert_with(|| Session::new(addr, MAX_FRAME))
-            .clone()
+        self.sessions.get(addr)
     }
 
     fn send_peer(&self, to: NodeId, gpid: Gpid, msg: PeerMessage) {
@@ -493,7 +487,7 @@ impl ReplicaServer {
             rt: tokio::runtime::Handle::current(),
             started: Instant::now(),
             start_ms: wall_ms(),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: SessionPool::new(MAX_FRAME),
             meta: MetaLink {
                 metas: opts.metas.clone(),
                 leader: Mutex::new(None),
@@ -522,12 +516,10 @@ impl ReplicaServer {
                 let _ = layout::retire(&root, gpid, "err", wall_ms());
             }
         }
-        let admin = opts.admin.clone().unwrap_or_else(|| CommonEndpoints {
-            role: "replica",
-            version: env!("CARGO_PKG_VERSION"),
-            config_json: "{}".into(),
-            metrics: None,
-        });
+        let admin = opts
+            .admin
+            .clone()
+            .unwrap_or_else(|| CommonEndpoints::bare("replica", env!("CARGO_PKG_VERSION")));
         let http: Arc<dyn HttpService> = Arc::new(ReplicaHttp {
             server: Arc::downgrade(&server),
             common: admin,
@@ -791,42 +783,22 @@ impl ReplicaServer {
         let pidx = gpid.pidx;
         let server = self.ctx.addr.to_string();
         // Reads may iterate: keep them off the async workers' hot path.
+        // Every read response names the partition and the server that answered.
+        macro_rules! answered {
+            ($variant:ident, $resp:expr) => {{
+                let mut r = $resp;
+                r.app_id = app_id;
+                r.partition_index = pidx;
+                r.server = server;
+                RrdbResponse::$variant(r)
+            }};
+        }
         let resp = tokio::task::spawn_blocking(move || match req {
-            RrdbRequest::Get(key) => {
-                let mut r = store.get(&key);
-                r.app_id = app_id;
-                r.partition_index = pidx;
-                r.server = server;
-                RrdbResponse::Get(r)
-            }
-            RrdbRequest::MultiGet(m) => {
-                let mut r = store.multi_get(&m);
-                r.app_id = app_id;
-                r.partition_index = pidx;
-                r.server = server;
-                RrdbResponse::MultiGet(r)
-            }
-            RrdbRequest::BatchGet(b) => {
-                let mut r = store.batch_get(&b);
-                r.app_id = app_id;
-                r.partition_index = pidx;
-                r.server = server;
-                RrdbResponse::BatchGet(r)
-            }
-            RrdbRequest::SortkeyCount(hk) => {
-                let mut r = store.sortkey_count(&hk);
-                r.app_id = app_id;
-                r.partition_index = pidx;
-                r.server = server;
-                RrdbResponse::SortkeyCount(r)
-            }
-            RrdbRequest::Ttl(key) => {
-                let mut r = store.ttl(&key);
-                r.app_id = app_id;
-                r.partition_index = pidx;
-                r.server = server;
-                RrdbResponse::Ttl(r)
-            }
+            RrdbRequest::Get(key) => answered!(Get, store.get(&key)),
+            RrdbRequest::MultiGet(m) => answered!(MultiGet, store.multi_get(&m)),
+            RrdbRequest::BatchGet(b) => answered!(BatchGet, store.batch_get(&b)),
+            RrdbRequest::SortkeyCount(hk) => answered!(SortkeyCount, store.sortkey_count(&hk)),
+            RrdbRequest::Ttl(key) => answered!(Ttl, store.ttl(&key)),
             RrdbRequest::GetScanner(g) => RrdbResponse::GetScanner(store.get_scanner(&g)),
             RrdbRequest::Scan(s) => RrdbResponse::Scan(store.scan(&s)),
             RrdbRequest::ClearScanner(id) => {

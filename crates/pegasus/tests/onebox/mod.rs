@@ -19,6 +19,15 @@ use std::time::{Duration, Instant};
 
 use pegasus_client::{Client, ClientConfig};
 
+/// A two-worker runtime for driving the client in a test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Onebox tests share two cores: run them one at a time.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
