@@ -10,6 +10,8 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
 fi
 # The RocksDB C++ build needs a C++ compiler.
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+# `pegasus onebox` and the tests stop processes with the kill program (procps).
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 # The Redis-proxy tests drive the proxy with the real redis-cli.
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 
