@@ -30,12 +30,12 @@ req="$(dirname "$0")/../compat/python/requirements.txt"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    echo "setup: installing python3-venv" >&2
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "setup: installing python3 and python3-venv" >&2
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3 python3-venv >/dev/null
   fi
   echo "setup: creating $venv with $(basename "$req")" >&2
   rm -rf "$venv"
