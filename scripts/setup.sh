@@ -14,6 +14,10 @@ command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 # The Redis-proxy tests drive the proxy with the real redis-cli.
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+# `pegasus bench` is tested against, and its suite compares with, a real redis-server.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The bench suite's PNG plot needs a TrueType font.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

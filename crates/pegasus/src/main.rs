@@ -4,6 +4,7 @@
 //! `bench`, `redis-proxy`, `sim` (deterministic simulation) and `chaos` (fault injection).
 //! Roles that are not built yet say so and exit with status 2.
 
+mod bench;
 mod config;
 mod onebox;
 
@@ -12,7 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pegasus_storage::bench::{run_storage_bench, StorageBenchOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,7 +44,7 @@ enum Command {
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
-        which: BenchCommand,
+        which: bench::BenchCommand,
     },
     /// A Redis-protocol proxy in front of one table.
     RedisProxy(RedisProxyArgs),
@@ -136,133 +136,9 @@ struct ServerArgs {
     meta: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Partition-store puts and gets against raw RocksDB, same keys and values, same run.
-    Storage {
-        /// Records to write and read.
-        #[arg(long, default_value_t = 200_000)]
-        records: u64,
-        /// Value size in bytes.
-        #[arg(long, default_value_t = 100)]
-        value_size: usize,
-        /// Directory for the databases (a fresh temporary one by default).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// Mutation-log appends/s with fsync and group commit at 1, 8 and 64 writers, next to
-    /// raw fdatasync calls/s on the same disk.
-    Log {
-        /// Seconds per configuration.
-        #[arg(long, default_value_t = 3)]
-        seconds: u64,
-        /// Value size in bytes of each logged put.
-        #[arg(long, default_value_t = 100)]
-        value_size: usize,
-        /// Directory on the disk to measure (default: ./bench-log, removed afterwards).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-}
-
 fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
     eprintln!("`pegasus {what}` is not available yet: it arrives with issue #{issue}.");
     Ok(ExitCode::from(2))
-}
-
-fn bench_storage(
-    records: u64,
-    value_size: usize,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let tmp = tempfile::tempdir()?;
-    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&dir)?;
-    let opts = StorageBenchOptions {
-        records,
-        value_len: value_size,
-        ..StorageBenchOptions::default()
-    };
-    let bar = ProgressBar::new(records);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let report = run_storage_bench(&dir, &opts, &mut |phase, done, _total| {
-        bar.set_message(phase.to_string());
-        bar.set_position(done);
-    })?;
-    bar.finish_and_clear();
-    println!(
-        "storage bench: {} records, {} B hash key, {} B sort key, {} B value, RocksDB WAL off",
-        opts.records, opts.hash_key_len, opts.sort_key_len, opts.value_len
-    );
-    println!(
-        "{:<28}{:>14}{:>14}{:>10}",
-        "", "raw rocksdb", "store", "ratio"
-    );
-    println!(
-        "{:<28}{:>14.0}{:>14.0}{:>9.1}%",
-        "put ops/s (one per mutation)",
-        report.raw_put.ops_per_sec(),
-        report.store_put.ops_per_sec(),
-        report.put_ratio() * 100.0
-    );
-    println!(
-        "{:<28}{:>14.0}{:>14.0}{:>9.1}%",
-        "get ops/s",
-        report.raw_get.ops_per_sec(),
-        report.store_get.ops_per_sec(),
-        report.get_ratio() * 100.0
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn bench_log(seconds: u64, value_size: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    use pegasus_replica::bench::{group_commit, raw_fdatasync};
-    let dir = dir.unwrap_or_else(|| PathBuf::from("bench-log"));
-    std::fs::create_dir_all(&dir)?;
-    let d = std::time::Duration::from_secs(seconds);
-    let bar = ProgressBar::new(4);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:20}] {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("raw fdatasync");
-    let raw = raw_fdatasync(&dir, value_size + 60, d)?;
-    let mut rows = Vec::new();
-    for writers in [1usize, 8, 64] {
-        bar.inc(1);
-        bar.set_message(format!("{writers} writers"));
-        rows.push(group_commit(&dir, writers, value_size, d)?);
-    }
-    bar.finish_and_clear();
-    let _ = std::fs::remove_dir(&dir);
-    println!(
-        "mutation log on {}: {value_size} B values, fsync on every batch",
-        dir.display()
-    );
-    println!(
-        "{:<22}{:>14}{:>14}{:>16}",
-        "", "ops/s", "per fsync", "vs fdatasync/s"
-    );
-    println!(
-        "{:<22}{:>14.0}{:>14.1}{:>16}",
-        "raw fdatasync",
-        raw.ops_per_sec(),
-        1.0,
-        "1.00x"
-    );
-    for r in rows {
-        println!(
-            "{:<22}{:>14.0}{:>14.1}{:>15.2}x",
-            format!("log, {} writers", r.writers),
-            r.ops_per_sec(),
-            r.batch(),
-            r.ops_per_sec() / raw.ops_per_sec().max(f64::MIN_POSITIVE)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -591,22 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RedisProxy(args) => run_redis_proxy(args),
         Command::Sim(args) => sim(args),
         Command::Chaos => not_yet("chaos", 7),
-        Command::Bench {
-            which:
-                BenchCommand::Storage {
-                    records,
-                    value_size,
-                    dir,
-                },
-        } => bench_storage(records, value_size, dir),
-        Command::Bench {
-            which:
-                BenchCommand::Log {
-                    seconds,
-                    value_size,
-                    dir,
-                },
-        } => bench_log(seconds, value_size, dir),
+        Command::Bench { which } => bench::run(which),
         Command::CheckConfig { file } => {
             let config = config::Config::load(&file)?;
             print!("{}", toml::to_string_pretty(&config)?);

@@ -604,3 +604,54 @@ fn replica_servers_answer_pegasus_frame_errors() {
         );
     });
 }
+
+/// `pegasus bench run` against the shared onebox: a load writes every record exactly as
+/// the workload defines it, and YCSB-C afterwards finds every record it reads.
+#[test]
+fn bench_load_writes_every_record_and_ycsb_c_finds_them() {
+    let ob = Onebox::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("runs.json");
+    let metas: Vec<String> = ob.metas.iter().map(ToString::to_string).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pegasus"))
+        .args(["bench", "run", "--workload", "load,c", "--records", "2000"])
+        .args(["--concurrency", "8", "--duration", "2", "--seed", "9"])
+        .arg("--target")
+        .arg(format!("pegasus://{}/temp", metas.join(",")))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["workload"], "load");
+    assert_eq!(runs[0]["ops"], 2000);
+    assert_eq!(runs[0]["errors"], 0);
+    assert_eq!(runs[0]["per_op"]["insert"]["count"], 2000);
+    assert_eq!(runs[1]["workload"], "c");
+    assert!(runs[1]["ops"].as_u64().unwrap() > 100);
+    assert_eq!(runs[1]["not_found"], 0);
+    assert_eq!(runs[1]["errors"], 0);
+    // Record 1999 is hash key "0000000000001999", sort key "0000000000000000", 100 bytes.
+    rt().block_on(async {
+        let t = ob.client().open_table("temp").await.unwrap();
+        let v = t
+            .get(b"0000000000001999", b"0000000000000000")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.len(), 100);
+        assert_eq!(
+            t.get(b"0000000000002000", b"0000000000000000")
+                .await
+                .unwrap(),
+            None
+        );
+    });
+}

@@ -42,7 +42,7 @@ fn ports_free(base: u16, n: u16) -> bool {
 /// Ports are taken below Linux's ephemeral range (32768–60999), so outgoing connections
 /// never occupy them, and each call in a process starts at a different place (two oneboxes
 /// of one test binary may start at the same time).
-fn free_range(n: u16) -> u16 {
+pub fn free_range(n: u16) -> u16 {
     static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seed = (std::process::id() as u16)
