@@ -183,6 +183,9 @@ pub enum Event {
         /// Encoded write.
         update: Bytes,
     },
+    /// Client writes that arrived together: queued as one, so a primary turns them into as
+    /// few mutations as `max_batch` allows (one prepare, one log record, one ack for all).
+    ClientWrites(Vec<(u64, Bytes)>),
     /// A message from another replica.
     Message {
         /// Sender.
@@ -473,9 +476,14 @@ impl Replica {
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
         if self.status == Status::Error {
-            if let Event::ClientWrite { id, .. } = event {
+            let clients = match event {
+                Event::ClientWrite { id, .. } => vec![id],
+                Event::ClientWrites(writes) => writes.into_iter().map(|(id, _)| id).collect(),
+                _ => Vec::new(),
+            };
+            if !clients.is_empty() {
                 out.push(Action::Refuse {
-                    clients: vec![id],
+                    clients,
                     reason: Refusal::NotPrimary,
                 });
             }
@@ -483,7 +491,10 @@ impl Replica {
         }
         match event {
             Event::Tick { now_ms } => self.on_tick(now_ms, &mut out),
-            Event::ClientWrite { id, update } => self.on_client_write(id, update, &mut out),
+            Event::ClientWrite { id, update } => {
+                self.on_client_writes(vec![(id, update)], &mut out);
+            }
+            Event::ClientWrites(writes) => self.on_client_writes(writes, &mut out),
             Event::Message { from, msg } => self.on_message(from, msg, &mut out),
             Event::LogFlushed { appended } => self.on_log_flushed(appended, &mut out),
             Event::Config(config) => self.on_config(config, &mut out),
@@ -655,22 +666,25 @@ impl Replica {
 
     // ---------------------------------------------------------------- writes (primary)
 
-    fn on_client_write(&mut self, id: u64, update: Bytes, out: &mut Vec<Action>) {
-        if self.status != Status::Primary {
+    fn on_client_writes(&mut self, writes: Vec<(u64, Bytes)>, out: &mut Vec<Action>) {
+        if writes.is_empty() {
+            return;
+        }
+        let refusal = if self.status != Status::Primary {
+            Some(Refusal::NotPrimary)
+        } else if self.config.secondaries.len() + 1 < self.opts.min_2pc_replicas {
+            Some(Refusal::NotEnoughMembers)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             out.push(Action::Refuse {
-                clients: vec![id],
-                reason: Refusal::NotPrimary,
+                clients: writes.into_iter().map(|(id, _)| id).collect(),
+                reason,
             });
             return;
         }
-        if self.config.secondaries.len() + 1 < self.opts.min_2pc_replicas {
-            out.push(Action::Refuse {
-                clients: vec![id],
-                reason: Refusal::NotEnoughMembers,
-            });
-            return;
-        }
-        self.queue.push_back((id, update));
+        self.queue.extend(writes);
         self.propose(out);
     }
 
@@ -1530,6 +1544,63 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn writes_that_arrive_together_share_one_mutation_and_one_prepare() {
+        let mut r = primary();
+        let writes: Vec<(u64, Bytes)> = (10..15)
+            .map(|id| (id, Bytes::from(format!("w{id}"))))
+            .collect();
+        let out = r.handle(Event::ClientWrites(writes));
+        let prepares: Vec<&Mutation> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    to,
+                    msg: PeerMessage::Prepare { mutation, .. },
+                } if *to == S => Some(mutation),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(prepares.len(), 1, "{out:?}");
+        assert_eq!(prepares[0].updates.len(), 5);
+        assert_eq!(prepares[0].updates[4], Bytes::from_static(b"w14"));
+        r.handle(Event::LogFlushed { appended: 1 });
+        let out = r.handle(Event::Message {
+            from: S,
+            msg: PeerMessage::PrepareAck {
+                ballot: 2,
+                decree: 1,
+                ok: true,
+            },
+        });
+        let committed: Vec<&Vec<u64>> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Commit { clients, .. } => Some(clients),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(committed, vec![&vec![10, 11, 12, 13, 14]]);
+    }
+
+    #[test]
+    fn a_batch_sent_to_a_secondary_is_refused_whole() {
+        let mut r = primary();
+        r.handle(Event::Config(config(3, &[])));
+        let mut c = config(4, &[]);
+        c.primary = Some(S);
+        c.secondaries = vec![ME];
+        r.handle(Event::Config(c));
+        let out = r.handle(Event::ClientWrites(vec![
+            (1, Bytes::from_static(b"a")),
+            (2, Bytes::from_static(b"b")),
+        ]));
+        assert!(
+            out.iter().any(|a| matches!(a, Action::Refuse { clients, reason: Refusal::NotPrimary } if clients == &vec![1, 2])),
+            "{out:?}"
+        );
     }
 
     #[test]

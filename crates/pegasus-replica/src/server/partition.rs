@@ -305,11 +305,29 @@ impl Actor {
                     Err(_) => break,
                 }
             }
+            // Client writes of one round go to the core together (in arrival order, cut
+            // only by other inputs), so they share mutations: one prepare, one log
+            // record and one ack per batch instead of per write.
+            let mut writes: Vec<(u64, Bytes)> = Vec::new();
             for input in inputs {
-                if matches!(input, Input::Close) {
-                    return self.close();
+                match input {
+                    Input::Close => return self.close(),
+                    Input::Write { update, reply } => {
+                        let id = self.next_client;
+                        self.next_client += 1;
+                        self.clients.insert(id, reply);
+                        writes.push((id, update));
+                    }
+                    other => {
+                        if !writes.is_empty() {
+                            self.event(Event::ClientWrites(std::mem::take(&mut writes)));
+                        }
+                        self.input(other);
+                    }
                 }
-                self.input(input);
+            }
+            if !writes.is_empty() {
+                self.event(Event::ClientWrites(writes));
             }
             let now = self.ctx.now_ms();
             if now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
