@@ -109,6 +109,9 @@ async fn dispatch<H: Handler>(
     connection(stream, peer, handler, opts).await;
 }
 
+/// Most replies written with one flush.
+const WRITE_BATCH: usize = 64;
+
 async fn connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
@@ -121,7 +124,18 @@ async fn connection<H: Handler>(
     let (tx, mut rx) = mpsc::channel::<ResponseFrame>(limit);
     let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
-            if let Err(e) = sink.send(reply).await {
+            // Replies already finished go out with this one, in one flush.
+            let mut result = sink.feed(reply).await;
+            let mut queued = 1;
+            while result.is_ok() && queued < WRITE_BATCH {
+                let Ok(more) = rx.try_recv() else { break };
+                result = sink.feed(more).await;
+                queued += 1;
+            }
+            if result.is_ok() {
+                result = sink.flush().await;
+            }
+            if let Err(e) = result {
                 tracing::debug!("{peer}: write failed: {e}");
                 break;
             }

@@ -143,21 +143,41 @@ impl SessionPool {
     }
 }
 
+/// Most requests written with one flush.
+const WRITE_BATCH: usize = 64;
+
 async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc::Receiver<Call>) {
     let mut pending: HashMap<i32, Reply> = HashMap::new();
     let failure = loop {
         tokio::select! {
             call = rx.recv() => {
                 let Some(call) = call else { break None };
-                let seqid = call.request.seqid;
-                if let Err(e) = framed.send(call.request).await {
+                // Queue every call already waiting, then write them with one flush: under
+                // load many requests share a write system call.
+                let mut next = Some(call);
+                let mut queued = 0;
+                let mut failed = None;
+                while let Some(call) = next.take() {
+                    let seqid = call.request.seqid;
                     if let Some(r) = call.reply {
-                        let _ = r.send(Err(RpcError::Transport(e.to_string())));
+                        pending.insert(seqid, r);
                     }
-                    break Some(e.to_string());
+                    if let Err(e) = framed.feed(call.request).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                    queued += 1;
+                    if queued < WRITE_BATCH {
+                        next = rx.try_recv().ok();
+                    }
                 }
-                if let Some(r) = call.reply {
-                    pending.insert(seqid, r);
+                if failed.is_none() {
+                    if let Err(e) = framed.flush().await {
+                        failed = Some(e.to_string());
+                    }
+                }
+                if let Some(e) = failed {
+                    break Some(e);
                 }
             }
             reply = framed.next() => {
