@@ -31,6 +31,9 @@ pub struct StorageConfig {
     pub rocksdb_bloom_filter_bits_per_key: f64,
     /// Background flush + compaction threads per RocksDB instance.
     pub rocksdb_max_background_jobs: i32,
+    /// Count RocksDB tickers (block cache hits and misses, exported as metrics): counters
+    /// only, no timers or histograms.
+    pub rocksdb_statistics: bool,
     /// Records a scan RPC may iterate (counting filtered and expired ones).
     pub rocksdb_max_iteration_count: u32,
     /// Records a range multi_get may iterate.
@@ -58,6 +61,7 @@ impl Default for StorageConfig {
             rocksdb_compression_type: "lz4".into(),
             rocksdb_bloom_filter_bits_per_key: 10.0,
             rocksdb_max_background_jobs: 4,
+            rocksdb_statistics: true,
             rocksdb_max_iteration_count: 1000,
             rocksdb_multi_get_max_iteration_count: 3000,
             rocksdb_multi_get_max_iteration_size: 30 << 20,

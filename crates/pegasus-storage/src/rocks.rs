@@ -224,6 +224,8 @@ pub struct RocksEngine {
     applied: Mutex<AppliedState>,
     write_opts: WriteOptions,
     crashed: bool,
+    /// The database options when statistics are on: they hold its ticker counters.
+    stats: Option<Options>,
 }
 
 impl std::fmt::Debug for RocksEngine {
@@ -274,9 +276,13 @@ impl RocksEngine {
         db_opts.set_max_open_files(-1);
         // RocksDB must not flush on its own at close: `Drop` flushes (recording the applied
         // state first) for a clean close, and `crash` must be able to skip it.
-        let db_opts = db_opts
+        let mut db_opts = db_opts
             .get_options_from_string("avoid_flush_during_shutdown=true")
             .map_err(engine_err)?;
+        if env.config.rocksdb_statistics {
+            db_opts.enable_statistics();
+            db_opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
+        }
         let mut meta_opts = Options::default();
         meta_opts.set_level_zero_file_num_compaction_trigger(10);
         let cfs = vec![
@@ -292,6 +298,7 @@ impl RocksEngine {
             applied: Mutex::new(AppliedState::default()),
             write_opts,
             crashed: false,
+            stats: env.config.rocksdb_statistics.then(|| db_opts.clone()),
         };
         let meta = engine.meta_cf()?;
         let applied = decode_applied(engine.db.get_cf(meta, KEY_APPLIED).map_err(engine_err)?)?;
@@ -363,6 +370,17 @@ impl RocksEngine {
         self.db
             .flush_cfs_opt(&[data, meta], &fo)
             .map_err(engine_err)
+    }
+
+    /// Block cache hits and misses since the database opened (`None` when
+    /// `rocksdb_statistics` is off).
+    pub fn block_cache_counts(&self) -> Option<(u64, u64)> {
+        use rocksdb::statistics::Ticker;
+        let s = self.stats.as_ref()?;
+        Some((
+            s.get_ticker_count(Ticker::BlockCacheHit),
+            s.get_ticker_count(Ticker::BlockCacheMiss),
+        ))
     }
 
     /// A RocksDB property of the data column family (e.g. `rocksdb.estimate-num-keys`).

@@ -88,3 +88,19 @@ fn non_blind_batches_record_their_decree_at_once() {
     assert_eq!(e.applied_state().decree, 4);
     assert_eq!(last(&e), 4);
 }
+
+#[test]
+fn block_cache_counts_move_with_reads_from_sst_files() {
+    let h = common::rocks();
+    let e = h.open("db");
+    let (hits0, misses0) = e.block_cache_counts().unwrap();
+    e.write(&put_batch(1, false)).unwrap();
+    e.flush().unwrap();
+    for _ in 0..20 {
+        assert_eq!(last(&e), 1);
+    }
+    let (hits, misses) = e.block_cache_counts().unwrap();
+    // The first read loads the data block (a miss); later reads hit the cache.
+    assert!(misses > misses0, "misses {misses0} -> {misses}");
+    assert!(hits >= hits0 + 19, "hits {hits0} -> {hits}");
+}

@@ -53,6 +53,13 @@ pub enum BenchCommand {
     /// always) side by side: load + A + B + C + F, a concurrency sweep, ratios against the
     /// targets, a BENCHMARKS.md section and a PNG plot.
     Suite(SuiteArgs),
+    /// What recording one request's metrics costs (the exact code every request runs),
+    /// without a recorder and with the Prometheus recorder the servers install.
+    Metrics {
+        /// Requests recorded per measurement.
+        #[arg(long, default_value_t = 2_000_000)]
+        iterations: u64,
+    },
 }
 
 /// Workload parameters shared by `run` and `suite`.
@@ -190,6 +197,7 @@ pub fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
         } => bench_log(seconds, value_size, dir),
         BenchCommand::Run(args) => bench_run(args),
         BenchCommand::Suite(args) => bench_suite(args),
+        BenchCommand::Metrics { iterations } => bench_metrics(iterations),
     }
 }
 
@@ -853,5 +861,40 @@ fn bench_log(seconds: u64, value_size: usize, dir: Option<PathBuf>) -> anyhow::R
             r.ops_per_sec() / raw.ops_per_sec().max(f64::MIN_POSITIVE)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Nanoseconds per `record_request` call, best of three runs.
+fn time_recording(iterations: u64) -> f64 {
+    use pegasus_replica::server::record_request;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        for i in 0..iterations {
+            let took = Duration::from_nanos(50_000 + (i % 1000) * 100);
+            record_request(std::hint::black_box("get"), 1, took, None);
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / iterations.max(1) as f64);
+    }
+    best
+}
+
+fn bench_metrics(iterations: u64) -> anyhow::Result<ExitCode> {
+    let bare = time_recording(iterations);
+    let render = crate::install_metrics_recorder()?;
+    let recorded = time_recording(iterations);
+    // The recorder really counted them (3 timed runs).
+    let text = render();
+    let expected = format!(
+        "pegasus_replica_requests_total{{op=\"get\",app_id=\"1\"}} {}",
+        3 * iterations
+    );
+    if !text.contains(&expected) {
+        bail!("the recorder did not count every call: expected `{expected}`");
+    }
+    println!("recording one request's metrics (count + latency histogram, labels op and app_id):");
+    println!("  no recorder:         {bare:>8.0} ns");
+    println!("  prometheus recorder: {recorded:>8.0} ns");
+    println!("  cost per request:    {:>8.0} ns", recorded - bare);
     Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,22 @@ pub struct Config {
     pub replication: FailureDetectorConfig,
     /// `[replica_server]`: the replica server.
     pub replica_server: ReplicaServerConfig,
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: whether the process records metrics at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Record metrics and serve them on `/metrics`. Off only to measure what recording
+    /// costs (BENCHMARKS.md): `/metrics` then answers 503.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `[pegasus.*]`.

@@ -269,6 +269,21 @@ fn admin(
     role: &'static str,
     config: &config::Config,
 ) -> anyhow::Result<pegasus_rpc::http::CommonEndpoints> {
+    let metrics = if config.metrics.enabled {
+        Some(install_metrics_recorder()?)
+    } else {
+        None
+    };
+    Ok(pegasus_rpc::http::CommonEndpoints {
+        role,
+        version: env!("CARGO_PKG_VERSION"),
+        config_json: serde_json::to_string(config)?,
+        metrics,
+    })
+}
+
+/// Installs the process-wide Prometheus recorder; returns its renderer.
+pub(crate) fn install_metrics_recorder() -> anyhow::Result<pegasus_rpc::http::MetricsRender> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     let seconds = [
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -285,12 +300,7 @@ fn admin(
         std::thread::sleep(std::time::Duration::from_secs(5));
         upkeep.run_upkeep();
     });
-    Ok(pegasus_rpc::http::CommonEndpoints {
-        role,
-        version: env!("CARGO_PKG_VERSION"),
-        config_json: serde_json::to_string(config)?,
-        metrics: Some(std::sync::Arc::new(move || handle.render())),
-    })
+    Ok(std::sync::Arc::new(move || handle.render()))
 }
 
 fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {

@@ -56,8 +56,8 @@ pub struct OneboxArgs {
     /// the pipe has exited).
     #[arg(long)]
     pub stop_on_stdin_eof: bool,
-    /// TOML appended to the generated configuration (sections other than `[meta_server]`
-    /// and `[pegasus.server]`, e.g. `[replica_server]` tuning).
+    /// TOML merged into the generated configuration, key by key (e.g. `[replica_server]`
+    /// tuning, or `[pegasus.server]` RocksDB options).
     #[arg(long)]
     pub extra_config: Option<PathBuf>,
 }
@@ -233,20 +233,25 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
         .collect::<Vec<_>>()
         .join(",");
     let config = dir.join("pegasus.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "# Written by `pegasus onebox`.\n[meta_server]\nserver_list = \"{meta_list}\"\n\
-             min_live_node_count_for_unfreeze = 1\n\n[pegasus.server]\n\
-             rocksdb_block_cache_capacity = 67108864\nrocksdb_write_buffer_size = 16777216\n"
-        ),
-    )?;
+    let mut table: toml::Table = toml::from_str(&format!(
+        "[meta_server]\nserver_list = \"{meta_list}\"\nmin_live_node_count_for_unfreeze = 1\n\
+         [pegasus.server]\nrocksdb_block_cache_capacity = 67108864\n\
+         rocksdb_write_buffer_size = 16777216\n"
+    ))?;
     if let Some(extra) = &args.extra_config {
         let text = std::fs::read_to_string(extra)
             .with_context(|| format!("cannot read {}", extra.display()))?;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&config)?;
-        writeln!(f, "\n# From {}\n{text}", extra.display())?;
+        let extra_table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("in {}", extra.display()))?;
+        merge_toml(&mut table, extra_table);
     }
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `pegasus onebox`.\n{}",
+            toml::to_string(&table)?
+        ),
+    )?;
     let cfg = config.to_string_lossy().into_owned();
     let server = |role: &str, i: usize, addr: &SocketAddr| {
         let name = format!("{role}{}", i + 1);
@@ -442,4 +447,37 @@ async fn bring_up(
         }
     }
     Ok(())
+}
+
+/// Merges `extra` into `base`: tables merge key by key, anything else in `extra` wins.
+fn merge_toml(base: &mut toml::Table, extra: toml::Table) {
+    for (key, value) in extra {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge_toml(b, e),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn extra_config_merges_into_the_generated_sections() {
+        let mut base: toml::Table =
+            toml::from_str("[meta_server]\nserver_list = \"a\"\n[pegasus.server]\nx = 1\ny = 2\n")
+                .unwrap();
+        let extra: toml::Table =
+            toml::from_str("[pegasus.server]\ny = 3\n[metrics]\nenabled = false\n").unwrap();
+        merge_toml(&mut base, extra);
+        let server = &base["pegasus"]["server"];
+        assert_eq!(server["x"].as_integer(), Some(1));
+        assert_eq!(server["y"].as_integer(), Some(3));
+        assert_eq!(base["metrics"]["enabled"].as_bool(), Some(false));
+        assert_eq!(base["meta_server"]["server_list"].as_str(), Some("a"));
+    }
 }

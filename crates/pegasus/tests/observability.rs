@@ -233,6 +233,14 @@ fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
             .collect();
         if partitions.len() == 4 {
             assert!(sum(&s, "pegasus_replica_rdb_memtable_bytes", &[("app_id", "1")]) > 0.0);
+            // Block cache counters exist per partition (values depend on flushes).
+            let cache: std::collections::BTreeSet<String> = s
+                .samples
+                .iter()
+                .filter(|x| x.metric == "pegasus_replica_rdb_block_cache_hits_total")
+                .filter_map(|x| x.labels.get("partition").map(str::to_string))
+                .collect();
+            assert_eq!(cache, partitions);
             break;
         }
         assert!(

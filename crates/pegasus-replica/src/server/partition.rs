@@ -734,6 +734,12 @@ impl Actor {
                     .set(v as f64);
             }
         }
+        if let Some((hits, misses)) = engine.block_cache_counts() {
+            metrics::counter!("pegasus_replica_rdb_block_cache_hits_total", "app_id" => app.clone(), "partition" => pidx.clone())
+                .absolute(hits);
+            metrics::counter!("pegasus_replica_rdb_block_cache_misses_total", "app_id" => app, "partition" => pidx)
+                .absolute(misses);
+        }
     }
 
     /// Flushes RocksDB and drops log segments it no longer needs, on a timer.
