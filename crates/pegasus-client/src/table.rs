@@ -188,6 +188,17 @@ impl Table {
         self.routing.read().await.partition_count()
     }
 
+    /// The primary this handle's cached routing names for partition `pidx` (what the next
+    /// call goes to, before any refresh).
+    pub async fn partition_primary(&self, pidx: usize) -> Option<std::net::SocketAddr> {
+        self.routing
+            .read()
+            .await
+            .partitions
+            .get(pidx)
+            .and_then(|pc| pc.primary.to_socket_addr())
+    }
+
     /// The partition index for a hash (`hash % partition_count`).
     pub(crate) async fn partition_of(&self, hash: u64) -> Result<i32> {
         let count = self.routing.read().await.partition_count() as u64;
@@ -248,7 +259,16 @@ impl Table {
                     )
                     .await
                     {
-                        Err(_) => return Err(ClientError::Timeout(timeout)),
+                        Err(_) => {
+                            // The server may be gone or paused: look the partition up
+                            // again so the next call can reach its new primary.
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                self.refresh(&routing),
+                            )
+                            .await;
+                            return Err(ClientError::Timeout(timeout));
+                        }
                         Ok(Err(e)) => ClientError::from(e),
                         Ok(Ok(reply)) if reply.error.is_ok() => {
                             return RrdbResponse::decode(req.name(), &reply)
@@ -259,7 +279,17 @@ impl Table {
                     }
                 }
             };
-            if !err.is_retryable() {
+            let retry = if req.is_write() {
+                err.is_retryable_write()
+            } else {
+                err.is_retryable()
+            };
+            if !retry {
+                if err.is_retryable() {
+                    // An unknown write outcome: the caller decides, but the next call
+                    // should go to the right server.
+                    let _ = self.refresh(&routing).await;
+                }
                 return Err(err);
             }
             tracing::debug!(table = %self.name, pidx, error = %err, "retrying after configuration refresh");

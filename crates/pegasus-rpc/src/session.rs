@@ -50,7 +50,7 @@ impl Session {
         }
         let stream = TcpStream::connect(self.addr)
             .await
-            .map_err(|e| RpcError::Transport(format!("connect {}: {e}", self.addr)))?;
+            .map_err(|e| RpcError::NotSent(format!("connect {}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(run_connection(
@@ -83,7 +83,7 @@ impl Session {
             .await?
             .send(call)
             .await
-            .map_err(|_| self.closed())
+            .map_err(|_| RpcError::NotSent(format!("connection to {} closed", self.addr)))
     }
 
     fn closed(&self) -> RpcError {
