@@ -880,9 +880,16 @@ fn time_recording(iterations: u64) -> f64 {
 }
 
 fn bench_metrics(iterations: u64) -> anyhow::Result<ExitCode> {
-    let bare = time_recording(iterations);
+    // Each measurement on a fresh thread: `record_request` caches metric handles per thread,
+    // and handles taken before the recorder exists record nothing.
+    let timed = || {
+        std::thread::spawn(move || time_recording(iterations))
+            .join()
+            .map_err(|_| anyhow::anyhow!("timing thread panicked"))
+    };
+    let bare = timed()?;
     let render = crate::install_metrics_recorder()?;
-    let recorded = time_recording(iterations);
+    let recorded = timed()?;
     // The recorder really counted them (3 timed runs).
     let text = render();
     let expected = format!(
