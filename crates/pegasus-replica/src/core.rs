@@ -41,6 +41,10 @@ pub struct ReplicaOptions {
     pub meta_retry_ms: u64,
     /// Fewest members (primary included) that may commit (`mutation_2pc_min_replica_count`).
     pub min_2pc_replicas: usize,
+    /// A planted bug for the chaos harness, never for production: the primary ignores its
+    /// lease — it serves reads and keeps acting as primary after the lease lapsed, until a
+    /// new configuration demotes it.
+    pub planted_ignore_lease: bool,
 }
 
 impl Default for ReplicaOptions {
@@ -53,6 +57,7 @@ impl Default for ReplicaOptions {
             group_check_interval_ms: 10_000,
             meta_retry_ms: 1000,
             min_2pc_replicas: 2,
+            planted_ignore_lease: false,
         }
     }
 }
@@ -462,8 +467,13 @@ impl Replica {
     /// primary, re-proposals committed. The runtime publishes it so reads on other threads
     /// check `now < deadline` without going through the state machine.
     pub fn read_deadline(&self) -> Option<u64> {
-        (self.status == Status::Primary && self.committed >= self.read_barrier)
-            .then_some(self.lease_until_ms)
+        (self.status == Status::Primary && self.committed >= self.read_barrier).then_some(
+            if self.opts.planted_ignore_lease {
+                u64::MAX
+            } else {
+                self.lease_until_ms
+            },
+        )
     }
 
     /// Whether this replica was created empty and has not yet caught up with a group (the
@@ -507,7 +517,10 @@ impl Replica {
                 until_ms,
                 now_ms,
             } => {
-                if self.status == Status::Primary && self.lease_until_ms <= sent_ms.max(now_ms) {
+                if self.status == Status::Primary
+                    && self.lease_until_ms <= sent_ms.max(now_ms)
+                    && !self.opts.planted_ignore_lease
+                {
                     // The lease lapsed before this beacon was sent, or before this
                     // acknowledgement arrived: meta may have chosen another primary
                     // meanwhile. Step down before taking a new lease.
@@ -565,7 +578,10 @@ impl Replica {
     fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.now_ms = self.now_ms.max(now_ms);
         let now = self.now_ms;
-        if self.status == Status::Primary && now >= self.lease_until_ms {
+        if self.status == Status::Primary
+            && now >= self.lease_until_ms
+            && !self.opts.planted_ignore_lease
+        {
             // Lost touch with meta: meta may already have chosen another primary.
             self.status = Status::Inactive;
             self.abort_writes(out);

@@ -31,6 +31,51 @@ struct Cli {
     log_file: Option<PathBuf>,
 }
 
+/// `pegasus chaos` arguments.
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    /// Faults to draw from: kill, kill-primary, kill-meta, kill-all, pause-primary.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kill,kill-primary,pause-primary"
+    )]
+    nemesis: Vec<pegasus_chaos::nemesis::Nemesis>,
+    /// Seconds of faults (warm-up, recovery and checking come on top).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Seed of the schedule and the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run directory (replaced): onebox data and logs, report.jsonl, report.md.
+    #[arg(long, default_value = "./chaos-run")]
+    dir: PathBuf,
+    /// Replica servers.
+    #[arg(long, default_value_t = 3)]
+    replicas: u16,
+    /// Partitions.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Registers of the linearizability workload.
+    #[arg(long, default_value_t = 40)]
+    keys: u64,
+    /// Register clients (each with its own routing cache).
+    #[arg(long, default_value_t = 6)]
+    clients: u64,
+    /// Kill-test writers.
+    #[arg(long, default_value_t = 2)]
+    writers: u64,
+    /// First port (metas; replicas from +10).
+    #[arg(long, default_value_t = 37601)]
+    base_port: u16,
+    /// Plant a bug the run must catch: `ignore-lease` (primaries ignore their lease).
+    #[arg(long)]
+    planted_bug: Option<String>,
+    /// Checker search steps per key before it answers "unknown".
+    #[arg(long, default_value_t = 5_000_000)]
+    check_budget: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a meta server.
@@ -50,8 +95,8 @@ enum Command {
     RedisProxy(RedisProxyArgs),
     /// Deterministic simulation of replica groups under faults.
     Sim(SimArgs),
-    /// Fault injection against a real cluster.
-    Chaos,
+    /// Fault injection against a real cluster, with every operation checked.
+    Chaos(ChaosArgs),
     /// Parse and validate a configuration file, then print the effective configuration.
     CheckConfig {
         /// The TOML file.
@@ -136,9 +181,36 @@ struct ServerArgs {
     meta: Option<String>,
 }
 
-fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!("`pegasus {what}` is not available yet: it arrives with issue #{issue}.");
-    Ok(ExitCode::from(2))
+fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
+    let planted = match args.planted_bug.as_deref() {
+        None => false,
+        Some("ignore-lease") => true,
+        Some(other) => anyhow::bail!("unknown planted bug {other:?} (ignore-lease)"),
+    };
+    let opts = pegasus_chaos::ChaosOptions {
+        exe: std::env::current_exe()?,
+        dir: args.dir,
+        nemeses: args.nemesis,
+        duration: std::time::Duration::from_secs(args.duration),
+        seed: args.seed,
+        replicas: args.replicas,
+        partitions: args.partitions,
+        keys: args.keys,
+        clients: args.clients,
+        writers: args.writers,
+        base_port: args.base_port,
+        planted_ignore_lease: planted,
+        check_budget: args.check_budget,
+    };
+    let report = pegasus_chaos::run(&opts)?;
+    print!("{}", report.markdown());
+    println!("report: {}", opts.dir.join("report.md").display());
+    println!("{}", report.summary_line());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -476,7 +548,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shell(args) => run_shell(args),
         Command::RedisProxy(args) => run_redis_proxy(args),
         Command::Sim(args) => sim(args),
-        Command::Chaos => not_yet("chaos", 7),
+        Command::Chaos(args) => chaos(args),
         Command::Bench { which } => bench::run(which),
         Command::CheckConfig { file } => {
             let config = config::Config::load(&file)?;
