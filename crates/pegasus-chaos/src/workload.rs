@@ -252,8 +252,8 @@ async fn one_op(
 #[derive(Debug, Default)]
 pub struct NoLoss {
     next: AtomicU64,
-    /// Ids whose write was acknowledged.
-    pub acked: Mutex<BTreeSet<u64>>,
+    /// Ids whose write was acknowledged, in acknowledgement order.
+    pub acked: Mutex<Vec<u64>>,
     /// Acknowledged ids a read-back did not find (or found wrong) while the run went on.
     pub lost_during: Mutex<BTreeSet<u64>>,
 }
@@ -290,7 +290,7 @@ pub async fn no_loss(
                         .is_ok()
                     {
                         if let Ok(mut a) = state.acked.lock() {
-                            a.insert(id);
+                            a.push(id);
                         }
                         break;
                     }
@@ -328,29 +328,29 @@ pub async fn no_loss(
     }
 }
 
-/// After heal: reads every acknowledged id back; returns the ids missing or wrong.
+/// After heal: reads every acknowledged id back (32 at a time); returns the ids missing or
+/// wrong, or unreadable after five tries.
 pub async fn verify_all(table: &Table, state: &NoLoss) -> Vec<u64> {
-    let ids: Vec<u64> = state
-        .acked
-        .lock()
-        .map(|a| a.iter().copied().collect())
-        .unwrap_or_default();
-    let mut lost = Vec::new();
-    for id in ids {
-        let (hk, sk, v) = kill_test_record(id);
-        let mut verdict = None;
-        for _ in 0..5 {
-            match table.get(hk.as_bytes(), sk.as_bytes()).await {
-                Ok(got) => {
-                    verdict = Some(got.as_deref() == Some(v.as_bytes()));
-                    break;
+    use futures::StreamExt;
+    let ids: Vec<u64> = state.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let checks = futures::stream::iter(ids).map(|id| {
+        let table = table.clone();
+        async move {
+            let (hk, sk, v) = kill_test_record(id);
+            for _ in 0..5 {
+                match table.get(hk.as_bytes(), sk.as_bytes()).await {
+                    Ok(got) => return (id, got.as_deref() == Some(v.as_bytes())),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
+            (id, false)
         }
-        if verdict != Some(true) {
-            lost.push(id);
-        }
-    }
+    });
+    let mut lost: Vec<u64> = checks
+        .buffer_unordered(32)
+        .filter_map(|(id, ok)| async move { (!ok).then_some(id) })
+        .collect()
+        .await;
+    lost.sort_unstable();
     lost
 }
