@@ -306,7 +306,7 @@ pub async fn no_loss(
             let pick = reader_state.acked.lock().ok().and_then(|a| {
                 let n = a.len();
                 (n > 0)
-                    .then(|| a.iter().nth(rng.random_range(0..n)).copied())
+                    .then(|| a.get(rng.random_range(0..n)).copied())
                     .flatten()
             });
             let Some(id) = pick else {
