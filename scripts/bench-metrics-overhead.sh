@@ -11,10 +11,10 @@ work="$(mktemp -d /tmp/pegasus-metrics-overhead.XXXXXX)"
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; sleep 2; rm -rf "$work"' EXIT
 printf '[metrics]\nenabled = false\n[pegasus.server]\nrocksdb_statistics = false\n' > "$work/off.toml"
 : > "$work/on.toml"
-target="pegasus://127.0.0.1:36601,127.0.0.1:36602,127.0.0.1:36603/temp"
+target="pegasus://127.0.0.1:26601,127.0.0.1:26602,127.0.0.1:26603/temp"
 
 start() { # $1 = on|off, $2 = extra flags
-  "$bin" onebox --dir "$work/onebox" --meta-port 36601 --replica-port 36611 \
+  "$bin" onebox --dir "$work/onebox" --meta-port 26601 --replica-port 26611 \
     --extra-config "$work/$1.toml" $2 > "$work/onebox.out" 2>/dev/null &
   echo $! > "$work/pid"
   for _ in $(seq 1 180); do grep -q "onebox ready" "$work/onebox.out" && return 0; sleep 1; done
@@ -30,7 +30,7 @@ for r in $(seq 1 "$rounds"); do
     start "$mode" ""
     # Check the switch took: /metrics answers 200 with metrics on, 503 with them off.
     code=$(python3 -c 'import urllib.request, urllib.error
-try: print(urllib.request.urlopen("http://127.0.0.1:36611/metrics").status)
+try: print(urllib.request.urlopen("http://127.0.0.1:26611/metrics").status)
 except urllib.error.HTTPError as e: print(e.code)')
     want=200; [ "$mode" = off ] && want=503
     [ "$code" = "$want" ] || { echo "metrics $mode: /metrics answered $code, expected $want" >&2; exit 1; }

@@ -163,8 +163,9 @@ pub struct SuiteArgs {
     /// Partitions of the onebox table.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
-    /// First port used (onebox metas, replicas, then the two redis-servers).
-    #[arg(long, default_value_t = 35601)]
+    /// First port used (onebox metas, replicas, then the two redis-servers); below Linux's
+    /// ephemeral range (32768-60999), where outgoing connections take ports.
+    #[arg(long, default_value_t = 25601)]
     base_port: u16,
     /// The redis-server program.
     #[arg(long, default_value = "redis-server")]

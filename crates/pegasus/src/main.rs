@@ -65,8 +65,10 @@ struct ChaosArgs {
     /// Kill-test writers.
     #[arg(long, default_value_t = 2)]
     writers: u64,
-    /// First port (metas; replicas from +10).
-    #[arg(long, default_value_t = 37601)]
+    /// First port (metas; replicas from +10). Keep it below Linux's ephemeral range
+    /// (32768-60999): outgoing connections and their TIME_WAIT take ports there, and a
+    /// connect to a port in that range nobody listens on can even connect to itself.
+    #[arg(long, default_value_t = 27601)]
     base_port: u16,
     /// Plant a bug the run must catch: `ignore-lease` (primaries ignore their lease).
     #[arg(long)]
