@@ -192,6 +192,14 @@ fn batch_sort_keys(count: u32) -> Vec<[u8; KEY_LEN]> {
     (0..u64::from(count)).map(crate::keys::format_key).collect()
 }
 
+/// The Redis keys of a batch: its hash key followed by each of its sort keys.
+fn batch_redis_keys(op: &Op) -> Vec<[u8; 2 * KEY_LEN]> {
+    batch_sort_keys(op.count)
+        .iter()
+        .map(|s| concat(&op.hash_key, s))
+        .collect()
+}
+
 impl Handle {
     /// Runs one operation.
     pub async fn execute(&mut self, op: &Op) -> Result<Outcome> {
@@ -302,10 +310,7 @@ async fn redis_execute(c: &mut RedisConn, op: &Op) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         OpKind::MultiSet => {
-            let keys: Vec<[u8; 2 * KEY_LEN]> = batch_sort_keys(op.count)
-                .iter()
-                .map(|s| concat(&op.hash_key, s))
-                .collect();
+            let keys = batch_redis_keys(op);
             let mut args: Vec<&[u8]> = vec![b"MSET"];
             for k in &keys {
                 args.push(k);
@@ -315,10 +320,7 @@ async fn redis_execute(c: &mut RedisConn, op: &Op) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         OpKind::MultiGet => {
-            let keys: Vec<[u8; 2 * KEY_LEN]> = batch_sort_keys(op.count)
-                .iter()
-                .map(|s| concat(&op.hash_key, s))
-                .collect();
+            let keys = batch_redis_keys(op);
             let mut args: Vec<&[u8]> = vec![b"MGET"];
             args.extend(keys.iter().map(|k| &k[..]));
             Ok(match c.call(&args).await? {

@@ -214,6 +214,11 @@ impl Shared {
             insert_limit: load.then_some(spec.records),
         }
     }
+
+    /// Records that exist now.
+    pub fn inserted(&self) -> u64 {
+        self.next_insert.load(Ordering::Relaxed)
+    }
 }
 
 /// One operation to run.
@@ -290,13 +295,6 @@ impl WorkloadSpec {
             count,
             value,
         })
-    }
-}
-
-impl Shared {
-    /// Records that exist now.
-    pub fn inserted(&self) -> u64 {
-        self.next_insert.load(Ordering::Relaxed)
     }
 }
 

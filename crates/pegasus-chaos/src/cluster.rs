@@ -38,16 +38,6 @@ pub struct Cluster {
     pub replicas: Vec<SocketAddr>,
 }
 
-fn signal(pid: u32, sig: &str) -> bool {
-    Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 impl Cluster {
     /// Starts the onebox and waits until it reports ready (at most 180 s).
     pub fn start(opts: &ClusterOptions) -> Result<Self> {
@@ -112,20 +102,6 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// The onebox directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The pid of an instance (`replica2`, `meta1`, ...), if it runs.
-    pub fn pid(&self, instance: &str) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join(format!("{instance}.pid")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
     /// The instance name serving `addr`.
     pub fn instance_of(&self, addr: SocketAddr) -> Option<String> {
         let find = |list: &[SocketAddr], role: &str| {
@@ -167,14 +143,7 @@ impl Cluster {
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) to an instance.
     pub fn pause(&self, instance: &str, stop: bool) -> Result<()> {
-        let pid = self
-            .pid(instance)
-            .ok_or_else(|| ChaosError::Cluster(format!("{instance} is not running")))?;
-        if signal(pid, if stop { "STOP" } else { "CONT" }) {
-            Ok(())
-        } else {
-            Err(ChaosError::Cluster(format!("cannot signal {instance}")))
-        }
+        self.onebox_action(if stop { "pause" } else { "resume" }, instance)
     }
 
     /// The meta server that says it leads (from its `/metrics`), if any answers.
@@ -188,21 +157,25 @@ impl Cluster {
         })
     }
 
-    /// Sends SIGCONT to every instance (a paused process cannot stop), then stops the
-    /// onebox and waits for it.
+    /// Resumes every instance (a paused process cannot stop), then stops the onebox and
+    /// waits for it.
     pub fn stop(&mut self) {
-        for i in 0..self.replicas.len() {
-            if let Some(pid) = self.pid(&format!("replica{}", i + 1)) {
-                signal(pid, "CONT");
-            }
+        if self.child.is_none() {
+            return;
         }
-        for i in 0..self.metas.len() {
-            if let Some(pid) = self.pid(&format!("meta{}", i + 1)) {
-                signal(pid, "CONT");
-            }
+        let names = (1..=self.replicas.len())
+            .map(|i| format!("replica{i}"))
+            .chain((1..=self.metas.len()).map(|i| format!("meta{i}")));
+        for name in names {
+            // Not running (killed and not restarted) is fine here.
+            let _ = self.pause(&name, false);
         }
         if let Some(mut child) = self.child.take() {
-            signal(child.id(), "TERM");
+            // The onebox stops its instances on SIGTERM, as on Ctrl-C.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if matches!(child.try_wait(), Ok(Some(_))) {

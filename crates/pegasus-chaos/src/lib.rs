@@ -223,8 +223,9 @@ impl Report {
 /// The failure detector's grace period of the onebox (`[replication]` defaults).
 const GRACE: Duration = Duration::from_millis(3_500);
 
-/// Waits until every partition of `temp` has a primary and two secondaries.
-async fn wait_healthy(client: &Client, within: Duration) -> bool {
+/// Waits until every partition of `temp` has a primary and two secondaries; false if
+/// that does not happen within `within`.
+pub async fn wait_healthy(client: &Client, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(r) = client.query_config("temp").await {
@@ -254,7 +255,7 @@ async fn write_each_partition(client: &Client, partitions: i32) -> bool {
             break;
         }
         let hk = format!("chaos_live_{i}");
-        let p = pegasus_core::key::key_hash(hk.as_bytes(), b"") % count;
+        let p = workload::partition_of(hk.as_bytes(), partitions);
         if done.contains(&p) {
             continue;
         }
@@ -289,10 +290,9 @@ async fn stale_read_probe(
     hold_until: Instant,
     rec: Arc<Recorder>,
 ) {
-    let count = u64::try_from(partitions.max(1)).unwrap_or(1);
-    let Some(key) = (0..keys).find(|k| {
-        pegasus_core::key::key_hash(&workload::register_key(*k), b"") % count == pidx as u64
-    }) else {
+    let Some(key) = (0..keys)
+        .find(|k| workload::partition_of(&workload::register_key(*k), partitions) == pidx as u64)
+    else {
         return;
     };
     let Some(old) = stale.partition_primary(pidx).await else {
@@ -348,19 +348,14 @@ async fn stale_read_probe(
     );
     let invoke = rec.now_us();
     if let Ok(v) = stale.get(&workload::register_key(key), b"").await {
-        let read = v.and_then(|b| {
-            Some(
-                std::str::from_utf8(&b)
-                    .ok()?
-                    .parse::<i64>()
-                    .unwrap_or(i64::MIN),
-            )
-        });
         rec.push_op(
             key,
             pegasus_check::OpKind::Get,
             invoke,
-            Some((rec.now_us(), pegasus_check::OpResult::Read(read))),
+            Some((
+                rec.now_us(),
+                pegasus_check::OpResult::Read(workload::read_value(v)),
+            )),
         );
         rec.stale_probes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -512,22 +507,15 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
     for k in 0..opts.keys {
         let invoke = rec.now_us();
         if let Ok(v) = table.get(&workload::register_key(k), b"").await {
-            let value = v.and_then(|b| {
-                Some(
-                    std::str::from_utf8(&b)
-                        .ok()?
-                        .parse::<i64>()
-                        .unwrap_or(i64::MIN),
-                )
-            });
-            if let Ok(mut h) = rec.history.lock() {
-                h.push(pegasus_check::Op {
-                    key: k,
-                    kind: pegasus_check::OpKind::Get,
-                    invoke,
-                    complete: Some((rec.now_us(), pegasus_check::OpResult::Read(value))),
-                });
-            }
+            rec.push_op(
+                k,
+                pegasus_check::OpKind::Get,
+                invoke,
+                Some((
+                    rec.now_us(),
+                    pegasus_check::OpResult::Read(workload::read_value(v)),
+                )),
+            );
         }
     }
     let lost_final = workload::verify_all(&kill_table, &no_loss).await;

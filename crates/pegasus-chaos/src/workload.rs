@@ -89,15 +89,20 @@ pub fn register_key(k: u64) -> Vec<u8> {
     format!("chaos_reg_{k}").into_bytes()
 }
 
-fn parse_value(raw: &[u8]) -> Value {
-    // Every value this workload writes is a decimal integer; anything else is reported as
-    // a value no operation wrote, which the checker rejects.
-    Some(
-        std::str::from_utf8(raw)
+/// The partition of `temp` a register lives in.
+pub fn partition_of(hash_key: &[u8], partitions: i32) -> u64 {
+    pegasus_core::key::key_hash(hash_key, b"") % u64::try_from(partitions.max(1)).unwrap_or(1)
+}
+
+/// A register's value as read: every value this workload writes is a decimal integer;
+/// anything else is reported as a value no operation wrote, which the checker rejects.
+pub fn read_value(raw: Option<bytes::Bytes>) -> Value {
+    raw.map(|b| {
+        std::str::from_utf8(&b)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(i64::MIN),
-    )
+            .unwrap_or(i64::MIN)
+    })
 }
 
 /// Options of the register workload.
@@ -179,7 +184,7 @@ async fn one_op(
         OpKind::Get => table
             .get(&hk, b"")
             .await
-            .map(|v| OpResult::Read(v.and_then(|b| parse_value(&b))))
+            .map(|v| OpResult::Read(read_value(v)))
             .map_err(|_| ()),
         OpKind::Set(v) => table
             .set(&hk, b"", v.to_string().as_bytes(), None)

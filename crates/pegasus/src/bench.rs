@@ -1,7 +1,7 @@
 //! `pegasus bench`: storage and log micro-benchmarks, workload runs against Pegasus or
 //! Redis (`run`), and the side-by-side suite (`suite`) that writes BENCHMARKS.md.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -295,7 +295,7 @@ fn bench_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A child process killed when dropped.
+/// A redis-server child process, stopped when dropped.
 struct Guard {
     name: String,
     child: Child,
@@ -303,7 +303,7 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // The onebox stops its instances on SIGTERM; redis-server exits on it too.
+        // redis-server exits on SIGTERM.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -320,50 +320,19 @@ impl Drop for Guard {
     }
 }
 
-fn start_onebox(args: &SuiteArgs) -> anyhow::Result<(Guard, Vec<SocketAddr>)> {
-    let exe = std::env::current_exe()?;
-    let meta_port = args.base_port;
-    let replica_port = args.base_port + 10;
-    let mut child = Command::new(exe)
-        .arg("onebox")
-        .arg("--dir")
-        .arg(args.dir.join("onebox"))
-        .arg("--clean")
-        .arg("--stop-on-stdin-eof")
-        .arg("--meta-port")
-        .arg(meta_port.to_string())
-        .arg("--replica-port")
-        .arg(replica_port.to_string())
-        .arg("--partitions")
-        .arg(args.partitions.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting onebox")?;
-    let stdout = child.stdout.take().context("onebox stdout")?;
-    let guard = Guard {
-        name: "onebox".into(),
-        child,
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("onebox ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(180)).is_err() {
-        bail!(
-            "onebox not ready within 180 s; logs in {}",
-            args.dir.join("onebox").display()
-        );
-    }
-    let metas = (0..3)
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], meta_port + i)))
-        .collect();
-    Ok((guard, metas))
+/// The onebox under test: the same launcher the chaos harness uses (a child process that
+/// stops its instances when dropped).
+fn start_onebox(args: &SuiteArgs) -> anyhow::Result<pegasus_chaos::cluster::Cluster> {
+    Ok(pegasus_chaos::cluster::Cluster::start(
+        &pegasus_chaos::cluster::ClusterOptions {
+            exe: std::env::current_exe()?,
+            dir: args.dir.join("onebox"),
+            replicas: 3,
+            partitions: args.partitions,
+            base_port: args.base_port,
+            extra_config: None,
+        },
+    )?)
 }
 
 fn start_redis(
@@ -487,7 +456,8 @@ fn bench_suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)?;
     let prov = provenance(&args.redis_server);
     println!("bench suite: {prov}");
-    let (onebox, metas) = start_onebox(&args)?;
+    let onebox = start_onebox(&args)?;
+    let metas = onebox.metas.clone();
     let redis = start_redis(&args, args.base_port + 20, "redis", false)?;
     let redis_aof = start_redis(&args, args.base_port + 21, "redis-aof", true)?;
     let targets = [

@@ -75,6 +75,16 @@ pub enum OneboxAction {
         /// Instance name.
         instance: String,
     },
+    /// SIGSTOP one instance (it stays in memory, frozen, until `resume`).
+    Pause {
+        /// Instance name.
+        instance: String,
+    },
+    /// SIGCONT one instance.
+    Resume {
+        /// Instance name.
+        instance: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,7 +194,10 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(action) = &args.action {
         let layout = read_layout(&args.dir)?;
         let name = match action {
-            OneboxAction::Kill { instance } | OneboxAction::Restart { instance } => instance,
+            OneboxAction::Kill { instance }
+            | OneboxAction::Restart { instance }
+            | OneboxAction::Pause { instance }
+            | OneboxAction::Resume { instance } => instance,
         };
         let Some(inst) = layout.instances.iter().find(|i| &i.name == name) else {
             bail!(
@@ -192,12 +205,24 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
                 layout.instances.iter().map(|i| &i.name).collect::<Vec<_>>()
             );
         };
-        kill(&args.dir, name);
-        if matches!(action, OneboxAction::Restart { .. }) {
-            let pid = spawn(&args.dir, inst)?;
-            println!("{name} restarted (pid {pid})");
-        } else {
-            println!("{name} killed");
+        match action {
+            OneboxAction::Kill { .. } => {
+                kill(&args.dir, name);
+                println!("{name} killed");
+            }
+            OneboxAction::Restart { .. } => {
+                kill(&args.dir, name);
+                let pid = spawn(&args.dir, inst)?;
+                println!("{name} restarted (pid {pid})");
+            }
+            OneboxAction::Pause { .. } | OneboxAction::Resume { .. } => {
+                let Some(pid) = read_pid(&args.dir, name).filter(|p| alive(*p)) else {
+                    bail!("{name} is not running");
+                };
+                let stop = matches!(action, OneboxAction::Pause { .. });
+                signal(pid, if stop { "STOP" } else { "CONT" });
+                println!("{name} {}", if stop { "paused" } else { "resumed" });
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use onebox::{rt, serial, Onebox};
 use pegasus_client::{Client, Table};
 use pegasus_proto::meta::ClusterInfoRequest;
-use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
+use pegasus_proto::{MetaRequest, MetaResponse};
 
 /// Writers that each write `w<id>-<n>` for n = 0, 1, 2, … retrying every key until it is
 /// acknowledged (Pegasus's kill_test), until stopped. Returns the acknowledged keys.
@@ -109,26 +109,6 @@ async fn verify_all(t: &Table, keys: &[String]) {
     }
 }
 
-async fn wait_healthy(client: &Client, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(r) = client.query_config("temp").await {
-            if r.err == ErrorCode::Ok
-                && r.partitions
-                    .iter()
-                    .all(|p| p.primary.is_valid() && p.secondaries.len() == 2)
-            {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not back to 3 replicas within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[test]
 fn killed_replica_server_loses_no_acknowledged_write_and_rejoins() {
     let _g = serial();
@@ -146,7 +126,10 @@ fn killed_replica_server_loses_no_acknowledged_write_and_rejoins() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let keys = w.stop().await;
         // The node rejoins and learns: three replicas everywhere again.
-        wait_healthy(&client, Duration::from_secs(60)).await;
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s"
+        );
         verify_all(&t, &keys).await;
         eprintln!(
             "{} writes acknowledged, {at_kill} before the kill",
