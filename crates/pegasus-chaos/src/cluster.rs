@@ -24,6 +24,18 @@ pub struct ClusterOptions {
     pub base_port: u16,
     /// TOML merged into the generated configuration.
     pub extra_config: Option<String>,
+    /// Every instance on its own loopback address (needed by the partition nemeses).
+    pub ip_per_instance: bool,
+    /// Put `replica1`'s data directory on a tmpfs of this many MiB (the disk-full nemesis
+    /// fills it). Needs root, as mounting does.
+    pub tmpfs_replica1_mib: Option<u64>,
+}
+
+/// The addresses part of the onebox's `onebox.json`.
+#[derive(Debug, serde::Deserialize)]
+struct Layout {
+    metas: Vec<SocketAddr>,
+    replicas: Vec<SocketAddr>,
 }
 
 /// A running onebox.
@@ -32,6 +44,9 @@ pub struct Cluster {
     dir: PathBuf,
     exe: PathBuf,
     child: Option<Child>,
+    tmpfs: Option<PathBuf>,
+    /// Environment each restart of an instance gets (a clock skew stays for the run).
+    env: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
     /// Meta server addresses (`meta1`, `meta2`, ... in order).
     pub metas: Vec<SocketAddr>,
     /// Replica server addresses (`replica1`, ... in order).
@@ -41,13 +56,30 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the onebox and waits until it reports ready (at most 180 s).
     pub fn start(opts: &ClusterOptions) -> Result<Self> {
+        let mut tmpfs = None;
+        if let Some(mib) = opts.tmpfs_replica1_mib {
+            // A fresh directory with replica1's data dir mounted inside (`--clean` would try
+            // to remove the mount point).
+            let _ = std::fs::remove_dir_all(&opts.dir);
+            let mount = opts.dir.join("replica1");
+            std::fs::create_dir_all(&mount)?;
+            run_checked(
+                Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+                    .arg(&mount),
+            )?;
+            tmpfs = Some(mount);
+        }
         std::fs::create_dir_all(&opts.dir)?;
         let mut cmd = Command::new(&opts.exe);
-        cmd.arg("onebox")
-            .arg("--dir")
-            .arg(&opts.dir)
-            .arg("--clean")
-            .arg("--stop-on-stdin-eof")
+        cmd.arg("onebox").arg("--dir").arg(&opts.dir);
+        if tmpfs.is_none() {
+            cmd.arg("--clean");
+        }
+        if opts.ip_per_instance {
+            cmd.arg("--ip-per-instance");
+        }
+        cmd.arg("--stop-on-stdin-eof")
             .arg("--replicas")
             .arg(opts.replicas.to_string())
             .arg("--partitions")
@@ -74,12 +106,10 @@ impl Cluster {
             dir: opts.dir.clone(),
             exe: opts.exe.clone(),
             child: Some(child),
-            metas: (0..3)
-                .map(|i| SocketAddr::from(([127, 0, 0, 1], opts.base_port + i)))
-                .collect(),
-            replicas: (0..opts.replicas)
-                .map(|i| SocketAddr::from(([127, 0, 0, 1], opts.base_port + 10 + i)))
-                .collect(),
+            tmpfs,
+            env: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            metas: Vec::new(),
+            replicas: Vec::new(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -99,7 +129,52 @@ impl Cluster {
                 opts.dir.display()
             )));
         }
+        let layout: Layout = std::fs::read(opts.dir.join("onebox.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| ChaosError::Cluster("onebox.json unreadable".into()))?;
+        cluster.metas = layout.metas;
+        cluster.replicas = layout.replicas;
         Ok(cluster)
+    }
+
+    /// The address of an instance (`meta2`, `replica1`, ...).
+    pub fn addr_of(&self, instance: &str) -> Option<SocketAddr> {
+        let index = |prefix: &str| -> Option<usize> {
+            instance
+                .strip_prefix(prefix)?
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(1)
+        };
+        if let Some(i) = index("replica") {
+            return self.replicas.get(i).copied();
+        }
+        index("meta").and_then(|i| self.metas.get(i).copied())
+    }
+
+    /// An instance's data directory.
+    pub fn data_dir(&self, instance: &str) -> PathBuf {
+        self.dir.join(instance)
+    }
+
+    /// The tmpfs mount holding `replica1`'s data, if the run asked for one.
+    pub fn tmpfs(&self) -> Option<&Path> {
+        self.tmpfs.as_deref()
+    }
+
+    /// Lines of all instance logs containing `needle` (recovery paths a fault should
+    /// have taken, e.g. a torn tail cut).
+    pub fn count_in_logs(&self, needle: &str) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|text| text.lines().filter(|l| l.contains(needle)).count())
+            .sum()
     }
 
     /// The instance name serving `addr`.
@@ -117,28 +192,42 @@ impl Cluster {
         self.onebox_action("kill", instance)
     }
 
-    /// Starts an instance again (its data directory is kept).
+    /// Starts an instance again (its data directory is kept), with the environment
+    /// [`Cluster::set_env`] gave it.
     pub fn restart(&self, instance: &str) -> Result<()> {
-        self.onebox_action("restart", instance)
+        let env = self
+            .env
+            .lock()
+            .ok()
+            .and_then(|m| m.get(instance).cloned())
+            .unwrap_or_default();
+        let mut cmd = self.onebox_command("restart", instance);
+        for kv in env {
+            cmd.arg("--env").arg(kv);
+        }
+        run_checked(&mut cmd)
     }
 
-    fn onebox_action(&self, action: &str, instance: &str) -> Result<()> {
-        let out = Command::new(&self.exe)
-            .arg("onebox")
+    /// Extra environment (`KEY=VALUE`) for every later start of `instance`.
+    pub fn set_env(&self, instance: &str, env: Vec<String>) {
+        if let Ok(mut m) = self.env.lock() {
+            m.insert(instance.to_string(), env);
+        }
+    }
+
+    fn onebox_command(&self, action: &str, instance: &str) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("onebox")
             .arg(action)
             .arg(instance)
             .arg("--dir")
             .arg(&self.dir)
-            .stdin(Stdio::null())
-            .output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(ChaosError::Cluster(format!(
-                "onebox {action} {instance}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn onebox_action(&self, action: &str, instance: &str) -> Result<()> {
+        run_checked(&mut self.onebox_command(action, instance))
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) to an instance.
@@ -177,15 +266,44 @@ impl Cluster {
                 .arg(child.id().to_string())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
+            while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+        if let Some(mount) = self.tmpfs.take() {
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+    }
+
+    /// Copies the tmpfs-held data of `replica1` next to it (`replica1.tmpfs`), so a failed
+    /// run keeps it after the unmount.
+    pub fn save_tmpfs(&self) {
+        if let Some(mount) = &self.tmpfs {
+            let _ = Command::new("cp")
+                .arg("-a")
+                .arg(mount)
+                .arg(self.dir.join("replica1.tmpfs"))
+                .status();
+        }
+    }
+}
+
+/// Runs a command; its stderr becomes the error when it fails.
+pub(crate) fn run_checked(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| ChaosError::Cluster(format!("{cmd:?}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ChaosError::Cluster(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 

@@ -15,6 +15,8 @@
 
 pub mod cluster;
 pub mod nemesis;
+pub mod net;
+pub mod tamper;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -74,6 +76,10 @@ pub struct ChaosOptions {
     pub planted_ignore_lease: bool,
     /// Search steps per key for the checker.
     pub check_budget: u64,
+    /// Instances run under libfaketime for the whole run: `(instance, FAKETIME)`.
+    pub skews: Vec<(String, String)>,
+    /// Keep the onebox's data and logs even when the run passes.
+    pub keep: bool,
 }
 
 /// One fault of the schedule.
@@ -127,6 +133,8 @@ pub struct Report {
     pub nemeses: Vec<Nemesis>,
     /// Whether the lease bug was planted.
     pub planted_ignore_lease: bool,
+    /// Instances under libfaketime: `(instance, FAKETIME)`.
+    pub skews: Vec<(String, String)>,
     /// Faults in order.
     pub schedule: Vec<ScheduleEntry>,
     /// Register operations invoked.
@@ -147,6 +155,9 @@ pub struct Report {
     pub lin_unknown: u64,
     /// The keys of the violations.
     pub violating_keys: Vec<u64>,
+    /// Reads that returned a value an acknowledged write had replaced before the read
+    /// started (a subset of the violations; `pegasus_check::stale_reads`).
+    pub stale_reads: u64,
     /// Stale-read probes answered during primary pauses (each a read through a client
     /// still routed to the paused primary, after a write through the new one; a stale
     /// answer is a violation).
@@ -164,6 +175,10 @@ pub struct Report {
     pub latency_under_fault: Latency,
     /// Checker time, ms.
     pub check_ms: u64,
+    /// Torn mutation-log tails the replica servers cut on restart (from their logs).
+    pub torn_tails_cut: u64,
+    /// Replica copies set aside because they would not open (corrupt log), from the logs.
+    pub replicas_set_aside: u64,
     /// The run directory.
     pub dir: PathBuf,
 }
@@ -191,12 +206,25 @@ impl Report {
 
     /// A markdown summary.
     pub fn markdown(&self) -> String {
+        let skews = if self.skews.is_empty() {
+            "none".to_string()
+        } else {
+            self.skews
+                .iter()
+                .map(|(i, f)| format!("{i} FAKETIME={f:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut s = format!(
-            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {}\n- {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale-read probes answered: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
+            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
             self.seed,
             self.nemeses.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.planted_ignore_lease,
+            skews,
             self.summary_line(),
+            self.ops_ok,
+            self.ops_fail,
+            self.ops_info,
             self.liveness,
             self.recovery_ms.map_or("-".into(), |m| m.to_string()),
             self.longest_unavailable_ms,
@@ -206,7 +234,10 @@ impl Report {
             self.latency_under_fault.p50_us,
             self.latency_under_fault.p99_us,
             self.latency_under_fault.p999_us,
+            self.stale_reads,
             self.stale_read_probes,
+            self.torn_tails_cut,
+            self.replicas_set_aside,
             self.check_ms,
             if self.passed() { "pass" } else { "FAIL" },
         );
@@ -222,6 +253,22 @@ impl Report {
 
 /// The failure detector's grace period of the onebox (`[replication]` defaults).
 const GRACE: Duration = Duration::from_millis(3_500);
+
+/// Size of the tmpfs holding `replica1`'s data in disk-full runs, MiB.
+const TMPFS_MIB: u64 = 256;
+
+/// libfaketime's library for multi-threaded programs, where Debian's `faketime` package
+/// puts it.
+fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
 
 /// Waits until every partition of `temp` has a primary and two secondaries; false if
 /// that does not happen within `within`.
@@ -382,19 +429,28 @@ pub fn run(opts: &ChaosOptions) -> Result<Report> {
         partitions: opts.partitions,
         base_port: opts.base_port,
         extra_config: extra,
+        // Always: every run has the same shape, partitions or not.
+        ip_per_instance: true,
+        tmpfs_replica1_mib: opts
+            .nemeses
+            .contains(&Nemesis::DiskFull)
+            .then_some(TMPFS_MIB),
     })?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let report = rt.block_on(drive(opts, &cluster));
+    if opts.keep || !report.as_ref().is_ok_and(Report::passed) {
+        cluster.save_tmpfs();
+    }
     cluster.stop();
     let report = report?;
     let json = serde_json::to_string(&report).unwrap_or_default();
     std::fs::write(opts.dir.join("report.jsonl"), format!("{json}\n"))?;
     std::fs::write(opts.dir.join("report.md"), report.markdown())?;
-    if report.passed() {
-        // Keep history and data only when something was found.
+    if report.passed() && !opts.keep {
+        // Keep history and data only when something was found (or when asked).
         let _ = std::fs::remove_dir_all(opts.dir.join("onebox"));
     }
     Ok(report)
@@ -407,6 +463,29 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             "the onebox never became healthy".into(),
         ));
     }
+    // Clock skew for the whole run: restart the instances under libfaketime.
+    if !opts.skews.is_empty() {
+        let lib = libfaketime().ok_or_else(|| {
+            ChaosError::Cluster("--skew needs libfaketime (apt-get install faketime)".into())
+        })?;
+        for (instance, spec) in &opts.skews {
+            cluster.set_env(
+                instance,
+                vec![
+                    format!("LD_PRELOAD={}", lib.display()),
+                    format!("FAKETIME={spec}"),
+                ],
+            );
+            cluster.restart(instance)?;
+        }
+        if !wait_healthy(&admin, Duration::from_secs(60)).await {
+            return Err(ChaosError::Cluster(
+                "the onebox never became healthy after the clock skew".into(),
+            ));
+        }
+    }
+    let mut firewall = net::Firewall::new(opts.base_port);
+    firewall.reset();
     let rec = Recorder::new();
     let no_loss = Arc::new(NoLoss::default());
     let registers = tokio::spawn(workload::registers(
@@ -449,28 +528,33 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         // primary afterwards, as an application's cache would.
         let stale = Client::new(ClientConfig::new(cluster.metas.clone()));
         let stale_table = stale.open_table("temp").await.ok();
-        let fault = match nemesis::install(nemesis, cluster, &admin, &mut rng).await {
+        let fault = match nemesis::install(nemesis, cluster, &admin, &mut firewall, &mut rng).await
+        {
             Ok(f) => f,
             Err(e) => nemesis::Fault::Skipped(e.to_string()),
         };
         let hold = nemesis::hold(nemesis, GRACE, &mut rng);
         let hold_until = Instant::now() + hold;
-        let probe = match (&fault, stale_table) {
-            (nemesis::Fault::Paused { pidx, .. }, Some(stale_table)) => {
-                Some(tokio::spawn(stale_read_probe(
-                    admin.clone(),
-                    stale_table,
-                    *pidx,
-                    opts.keys,
-                    opts.partitions,
-                    hold_until,
-                    rec.clone(),
-                )))
-            }
+        let probe = match (fault.isolated_primary(), stale_table) {
+            (Some(pidx), Some(stale_table)) => Some(tokio::spawn(stale_read_probe(
+                admin.clone(),
+                stale_table,
+                pidx,
+                opts.keys,
+                opts.partitions,
+                hold_until,
+                rec.clone(),
+            ))),
             _ => None,
         };
         tokio::time::sleep_until(hold_until.into()).await;
-        let healed = nemesis::heal(&fault, cluster).is_ok();
+        let healed = match nemesis::heal(&fault, cluster, &mut firewall) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("chaos: healing {} failed: {e}", fault.describe());
+                false
+            }
+        };
         if let Some(p) = probe {
             let _ = p.await;
         }
@@ -487,6 +571,8 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..5_000))).await;
     }
     let faults_until_ms = rec.now_us() / 1000;
+    // Whatever happened above, no rule outlives the fault window.
+    all_healed &= firewall.heal().is_ok();
 
     // Liveness: back to full replication, and a write accepted by every partition.
     let heal_at = Instant::now();
@@ -538,6 +624,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             pegasus_check::Verdict::Unknown { .. } => unknown += 1,
         }
     }
+    let stale_reads = pegasus_check::stale_reads(&history) as u64;
     let check_ms = u64::try_from(check_started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if !violating_keys.is_empty() || unknown > 0 {
         let json = serde_json::to_string(
@@ -578,6 +665,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         seed: opts.seed,
         nemeses: opts.nemeses.clone(),
         planted_ignore_lease: opts.planted_ignore_lease,
+        skews: opts.skews.clone(),
         schedule,
         ops_invoked: load(&c.invoked),
         ops_ok: load(&c.ok),
@@ -588,6 +676,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         lin_violations: violating_keys.len() as u64,
         lin_unknown: unknown,
         violating_keys,
+        stale_reads,
         stale_read_probes: rec.stale_probes.load(std::sync::atomic::Ordering::Relaxed),
         liveness: healthy && writable && all_healed,
         recovery_ms,
@@ -595,6 +684,8 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         latency_baseline: percentiles(baseline),
         latency_under_fault: percentiles(under),
         check_ms,
+        torn_tails_cut: cluster.count_in_logs("torn mutation-log tail") as u64,
+        replicas_set_aside: cluster.count_in_logs("does not open") as u64,
         dir: opts.dir.clone(),
     })
 }
@@ -617,11 +708,19 @@ mod tests {
     #[test]
     fn nemesis_names_parse() {
         for n in [
+            "none",
             "kill",
             "kill-primary",
             "kill-meta",
             "kill-all",
             "pause-primary",
+            "partition-primary-meta",
+            "partition-secondary",
+            "partition-metas",
+            "isolate-node",
+            "disk-full",
+            "torn-tail",
+            "corrupt-log",
         ] {
             assert_eq!(n.parse::<Nemesis>().unwrap().to_string(), n);
         }

@@ -1,6 +1,7 @@
 //! Faults with an install and a heal step. Each install says what it did, so the schedule
 //! in the report is exact.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use pegasus_client::Client;
@@ -8,32 +9,74 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
-use crate::{ChaosError, Result};
+use crate::net::Firewall;
+use crate::{tamper, ChaosError, Result};
 
-/// The faults this harness can inject.
+/// The faults this harness can inject (rows of the matrix in `reliability.md` B.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Nemesis {
-    /// `kill -9` a random replica server; restart it after the hold.
+    /// No fault: the baseline run (row 0).
+    None,
+    /// `kill -9` a random replica server; restart it after the hold (row 1).
     Kill,
-    /// `kill -9` the server holding the primary of a random partition; restart it.
+    /// `kill -9` the server holding the primary of a random partition; restart it (row 2).
     KillPrimary,
-    /// `kill -9` the meta leader; restart it.
+    /// `kill -9` the meta leader; restart it (row 3).
     KillMeta,
-    /// `kill -9` every replica server at once; restart them all.
+    /// `kill -9` every replica server at once; restart them all (row 4).
     KillAll,
     /// SIGSTOP the server holding the primary of a random partition for longer than the
-    /// failure detector's grace period, then SIGCONT.
+    /// failure detector's grace period, then SIGCONT (row 6).
     PausePrimary,
+    /// Cut the server holding a random partition's primary off from every meta, past the
+    /// grace period; clients still reach it (row 7).
+    PartitionPrimaryMeta,
+    /// Cut a random partition's primary server off from one of its secondaries' (row 8).
+    PartitionSecondary,
+    /// Split the metas: the leader alone, a follower alone, or a bridge (two metas that
+    /// cannot see each other, both seeing the third) (row 9).
+    PartitionMetas,
+    /// Cut one replica server off from every other node (clients still reach it).
+    IsolateNode,
+    /// Fill the tmpfs holding `replica1`'s data; free it on heal (row 13).
+    DiskFull,
+    /// `kill -9` a replica server, tear the tail of some of its mutation logs, restart it
+    /// (row 15).
+    TornTail,
+    /// `kill -9` a replica server, flip a byte in the middle of one mutation log, restart
+    /// it: the replica must refuse the log and re-learn (row 16).
+    CorruptLog,
 }
 
-const ALL: [(Nemesis, &str); 5] = [
+const ALL: [(Nemesis, &str); 13] = [
+    (Nemesis::None, "none"),
     (Nemesis::Kill, "kill"),
     (Nemesis::KillPrimary, "kill-primary"),
     (Nemesis::KillMeta, "kill-meta"),
     (Nemesis::KillAll, "kill-all"),
     (Nemesis::PausePrimary, "pause-primary"),
+    (Nemesis::PartitionPrimaryMeta, "partition-primary-meta"),
+    (Nemesis::PartitionSecondary, "partition-secondary"),
+    (Nemesis::PartitionMetas, "partition-metas"),
+    (Nemesis::IsolateNode, "isolate-node"),
+    (Nemesis::DiskFull, "disk-full"),
+    (Nemesis::TornTail, "torn-tail"),
+    (Nemesis::CorruptLog, "corrupt-log"),
 ];
+
+impl Nemesis {
+    /// Whether this nemesis cuts links with nftables (the run needs a node per address).
+    pub fn partitions(self) -> bool {
+        matches!(
+            self,
+            Self::PartitionPrimaryMeta
+                | Self::PartitionSecondary
+                | Self::PartitionMetas
+                | Self::IsolateNode
+        )
+    }
+}
 
 impl std::str::FromStr for Nemesis {
     type Err = String;
@@ -57,6 +100,8 @@ impl std::fmt::Display for Nemesis {
 /// What an installed fault did, to be undone by [`heal`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Fault {
+    /// Nothing was installed (the baseline).
+    Nothing,
     /// These instances were killed.
     Killed(Vec<String>),
     /// This instance, the primary of partition `pidx`, was stopped.
@@ -66,8 +111,41 @@ pub enum Fault {
         /// The partition whose primary it was.
         pidx: usize,
     },
+    /// Links were cut; healing removes every rule.
+    Partitioned {
+        /// Which links.
+        what: String,
+        /// The partition whose primary was cut off from meta, if that is the point.
+        primary_of: Option<usize>,
+    },
+    /// `instance` was killed and its files damaged; healing restarts it.
+    Tampered {
+        /// Instance name.
+        instance: String,
+        /// What was done to which file.
+        changes: Vec<String>,
+    },
+    /// This file fills the disk; healing deletes it.
+    DiskFilled {
+        /// The filler file.
+        path: std::path::PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
     /// Nothing could be done (e.g. no primary known); the report says so.
     Skipped(String),
+}
+
+impl Fault {
+    /// The partition whose primary this fault cut off from meta while clients may still
+    /// reach it (a stale-read probe runs during such faults).
+    pub fn isolated_primary(&self) -> Option<usize> {
+        match self {
+            Self::Paused { pidx, .. } => Some(*pidx),
+            Self::Partitioned { primary_of, .. } => *primary_of,
+            _ => None,
+        }
+    }
 }
 
 /// A random partition of `temp` with a primary, and the instance holding that primary.
@@ -90,56 +168,259 @@ async fn random_primary(
     Some((pidx, cluster.instance_of(addr)?))
 }
 
+/// A random partition of `temp` with a primary and at least one secondary: its index,
+/// its primary's address and one of its secondaries' addresses.
+async fn random_pair(
+    client: &Client,
+    rng: &mut impl Rng,
+) -> Option<(usize, SocketAddr, SocketAddr)> {
+    let cfg = client.query_config("temp").await.ok()?;
+    let pairs: Vec<(usize, SocketAddr, Vec<SocketAddr>)> = cfg
+        .partitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let secondaries: Vec<SocketAddr> = p
+                .secondaries
+                .iter()
+                .filter_map(|s| s.to_socket_addr())
+                .collect();
+            Some((i, p.primary.to_socket_addr()?, secondaries)).filter(|(_, _, s)| !s.is_empty())
+        })
+        .collect();
+    let (pidx, primary, secondaries) = pairs.get(rng.random_range(0..pairs.len().max(1)))?;
+    let secondary = secondaries.get(rng.random_range(0..secondaries.len()))?;
+    Some((*pidx, *primary, *secondary))
+}
+
+fn ip(addr: SocketAddr) -> IpAddr {
+    addr.ip()
+}
+
 /// Installs `nemesis`.
 pub async fn install(
     nemesis: Nemesis,
     cluster: &Cluster,
     client: &Client,
+    firewall: &mut Firewall,
     rng: &mut impl Rng,
 ) -> Result<Fault> {
     let replicas = cluster.replicas.len();
-    if nemesis == Nemesis::PausePrimary {
-        return match random_primary(cluster, client, rng).await {
-            Some((pidx, instance)) => {
-                cluster.pause(&instance, true)?;
-                Ok(Fault::Paused { instance, pidx })
+    let random_replica =
+        |rng: &mut dyn rand::RngCore| format!("replica{}", rng.random_range(1..=replicas.max(1)));
+    let skipped = |why: &str| Ok(Fault::Skipped(format!("{nemesis}: {why}")));
+    match nemesis {
+        Nemesis::None => Ok(Fault::Nothing),
+        Nemesis::Kill => {
+            let name = random_replica(rng);
+            cluster.kill(&name)?;
+            Ok(Fault::Killed(vec![name]))
+        }
+        Nemesis::KillPrimary => match random_primary(cluster, client, rng).await {
+            Some((_, name)) => {
+                cluster.kill(&name)?;
+                Ok(Fault::Killed(vec![name]))
             }
-            None => Ok(Fault::Skipped(format!("{nemesis}: no primary known"))),
-        };
-    }
-    let target = match nemesis {
-        Nemesis::Kill => Some(format!("replica{}", rng.random_range(1..=replicas.max(1)))),
-        Nemesis::KillPrimary => random_primary(cluster, client, rng).await.map(|(_, i)| i),
-        Nemesis::KillMeta => cluster.meta_leader(),
-        Nemesis::KillAll | Nemesis::PausePrimary => None,
-    };
-    match (nemesis, target) {
-        (Nemesis::KillAll, _) => {
+            None => skipped("no primary known"),
+        },
+        Nemesis::KillMeta => match cluster.meta_leader() {
+            Some(name) => {
+                cluster.kill(&name)?;
+                Ok(Fault::Killed(vec![name]))
+            }
+            None => skipped("no meta leader found"),
+        },
+        Nemesis::KillAll => {
             let all: Vec<String> = (1..=replicas).map(|i| format!("replica{i}")).collect();
             for name in &all {
                 cluster.kill(name)?;
             }
             Ok(Fault::Killed(all))
         }
-        (_, Some(name)) => {
-            cluster.kill(&name)?;
-            Ok(Fault::Killed(vec![name]))
+        Nemesis::PausePrimary => match random_primary(cluster, client, rng).await {
+            Some((pidx, instance)) => {
+                cluster.pause(&instance, true)?;
+                Ok(Fault::Paused { instance, pidx })
+            }
+            None => skipped("no primary known"),
+        },
+        Nemesis::PartitionPrimaryMeta => {
+            let Some((pidx, instance)) = random_primary(cluster, client, rng).await else {
+                return skipped("no primary known");
+            };
+            let Some(node) = cluster.addr_of(&instance) else {
+                return skipped("primary address unknown");
+            };
+            let pairs: Vec<(IpAddr, IpAddr)> =
+                cluster.metas.iter().map(|m| (ip(node), ip(*m))).collect();
+            firewall.cut(&pairs)?;
+            Ok(Fault::Partitioned {
+                what: format!("{instance} (primary of partition {pidx}) <-/-> every meta"),
+                primary_of: Some(pidx),
+            })
         }
-        (_, None) => Ok(Fault::Skipped(format!("{nemesis}: no target found"))),
+        Nemesis::PartitionSecondary => {
+            let Some((pidx, primary, secondary)) = random_pair(client, rng).await else {
+                return skipped("no partition with a secondary");
+            };
+            firewall.cut(&[(ip(primary), ip(secondary))])?;
+            let name = |a| cluster.instance_of(a).unwrap_or_else(|| a.to_string());
+            Ok(Fault::Partitioned {
+                what: format!(
+                    "{} (primary of partition {pidx}) <-/-> {} (its secondary)",
+                    name(primary),
+                    name(secondary)
+                ),
+                primary_of: None,
+            })
+        }
+        Nemesis::PartitionMetas => {
+            let metas: Vec<SocketAddr> = cluster.metas.clone();
+            if metas.len() < 3 {
+                return skipped("fewer than 3 metas");
+            }
+            let leader = cluster
+                .meta_leader()
+                .and_then(|n| cluster.addr_of(&n))
+                .and_then(|a| metas.iter().position(|m| *m == a))
+                .unwrap_or(0);
+            let others: Vec<usize> = (0..metas.len()).filter(|i| *i != leader).collect();
+            let pick = |i: usize| metas.get(i).copied().map(ip);
+            let (what, cut): (String, Vec<(usize, usize)>) = match rng.random_range(0..3) {
+                0 => (
+                    format!("meta{} (leader) alone", leader + 1),
+                    others.iter().map(|o| (leader, *o)).collect(),
+                ),
+                1 => {
+                    let f = others
+                        .get(rng.random_range(0..others.len()))
+                        .copied()
+                        .unwrap_or(0);
+                    (
+                        format!("meta{} (follower) alone", f + 1),
+                        (0..metas.len())
+                            .filter(|i| *i != f)
+                            .map(|i| (f, i))
+                            .collect(),
+                    )
+                }
+                _ => {
+                    // The leader and one follower cannot see each other; both see the third.
+                    let f = others.first().copied().unwrap_or(1);
+                    (
+                        format!("bridge: meta{} <-/-> meta{}", leader + 1, f + 1),
+                        vec![(leader, f)],
+                    )
+                }
+            };
+            let pairs: Vec<(IpAddr, IpAddr)> = cut
+                .iter()
+                .filter_map(|(a, b)| Some((pick(*a)?, pick(*b)?)))
+                .collect();
+            firewall.cut(&pairs)?;
+            Ok(Fault::Partitioned {
+                what,
+                primary_of: None,
+            })
+        }
+        Nemesis::IsolateNode => {
+            let name = random_replica(rng);
+            let Some(node) = cluster.addr_of(&name) else {
+                return skipped("address unknown");
+            };
+            // A partition it leads, if any: clients still reach it there, so the
+            // stale-read probe runs against it.
+            let primary_of = client.query_config("temp").await.ok().and_then(|cfg| {
+                cfg.partitions
+                    .iter()
+                    .position(|p| p.primary.to_socket_addr() == Some(node))
+            });
+            let pairs: Vec<(IpAddr, IpAddr)> = cluster
+                .metas
+                .iter()
+                .chain(cluster.replicas.iter())
+                .filter(|a| **a != node)
+                .map(|a| (ip(node), ip(*a)))
+                .collect();
+            firewall.cut(&pairs)?;
+            Ok(Fault::Partitioned {
+                what: format!("{name} <-/-> every other node"),
+                primary_of,
+            })
+        }
+        Nemesis::DiskFull => {
+            let Some(mount) = cluster.tmpfs() else {
+                return skipped("replica1's data is not on a tmpfs");
+            };
+            let path = mount.join("chaos-fill");
+            let bytes = fill(&path)?;
+            Ok(Fault::DiskFilled { path, bytes })
+        }
+        Nemesis::TornTail | Nemesis::CorruptLog => {
+            let name = random_replica(rng);
+            cluster.kill(&name)?;
+            let dirs = tamper::plog_dirs(&cluster.data_dir(&name));
+            let mut changes = Vec::new();
+            if nemesis == Nemesis::TornTail {
+                // Some of the node's logs, at least one.
+                let first = rng.random_range(0..dirs.len().max(1));
+                for (i, d) in dirs.iter().enumerate() {
+                    if i == first || rng.random_bool(0.4) {
+                        changes.extend(tamper::tear_tail(d, rng)?);
+                    }
+                }
+            } else if let Some(d) = dirs.get(rng.random_range(0..dirs.len().max(1))) {
+                changes.extend(tamper::corrupt_middle(d, rng)?);
+            }
+            Ok(Fault::Tampered {
+                instance: name,
+                changes,
+            })
+        }
     }
+}
+
+/// Writes `path` until the file system is full; returns the bytes written.
+fn fill(path: &std::path::Path) -> Result<u64> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0xA5u8; 1 << 20];
+    let mut written = 0u64;
+    // Bounded: a tmpfs this harness mounted, at most 64 GiB.
+    while written < 64 << 30 {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The last partial page too: small writes until nothing more fits.
+    while f.write(&[0xA5u8; 512]).is_ok_and(|n| n > 0) {
+        written += 512;
+    }
+    Ok(written)
 }
 
 /// How long a fault stays installed.
 pub fn hold(nemesis: Nemesis, grace: Duration, rng: &mut impl Rng) -> Duration {
+    let ms = |lo: u64, hi: u64, rng: &mut dyn rand::RngCore| {
+        Duration::from_millis(rng.random_range(lo..hi))
+    };
     match nemesis {
         // Past the grace period, so meta declares the node dead and fails over.
-        Nemesis::PausePrimary => grace + Duration::from_millis(rng.random_range(1_500..4_000)),
-        _ => Duration::from_millis(rng.random_range(1_000..8_000)),
+        Nemesis::PausePrimary | Nemesis::PartitionPrimaryMeta | Nemesis::IsolateNode => {
+            grace + ms(1_500, 4_000, rng)
+        }
+        Nemesis::PartitionSecondary | Nemesis::PartitionMetas => ms(2_000, 12_000, rng),
+        Nemesis::DiskFull => ms(5_000, 15_000, rng),
+        Nemesis::None => ms(5_000, 10_000, rng),
+        _ => ms(1_000, 8_000, rng),
     }
 }
 
 /// Undoes a fault.
-pub fn heal(fault: &Fault, cluster: &Cluster) -> Result<()> {
+pub fn heal(fault: &Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result<()> {
     match fault {
         Fault::Killed(names) => {
             for n in names {
@@ -147,8 +428,11 @@ pub fn heal(fault: &Fault, cluster: &Cluster) -> Result<()> {
             }
             Ok(())
         }
+        Fault::Tampered { instance, .. } => cluster.restart(instance),
         Fault::Paused { instance, .. } => cluster.pause(instance, false),
-        Fault::Skipped(_) => Ok(()),
+        Fault::Partitioned { .. } => firewall.heal(),
+        Fault::DiskFilled { path, .. } => Ok(std::fs::remove_file(path)?),
+        Fault::Nothing | Fault::Skipped(_) => Ok(()),
     }
 }
 
@@ -156,9 +440,17 @@ impl Fault {
     /// One line for the schedule.
     pub fn describe(&self) -> String {
         match self {
+            Self::Nothing => "nothing".into(),
             Self::Killed(n) => format!("killed {}", n.join(",")),
             Self::Paused { instance, pidx } => {
                 format!("paused {instance} (primary of partition {pidx})")
+            }
+            Self::Partitioned { what, .. } => format!("cut {what}"),
+            Self::Tampered { instance, changes } => {
+                format!("killed {instance}; {}", changes.join("; "))
+            }
+            Self::DiskFilled { path, bytes } => {
+                format!("filled {} with {bytes} bytes", path.display())
             }
             Self::Skipped(why) => format!("skipped ({why})"),
         }

@@ -225,3 +225,121 @@ fn check_key(ops: &[&Op], budget: u64) -> Option<bool> {
         }
     }
 }
+
+/// Reads that returned a value some acknowledged write had already replaced before the read
+/// was invoked — the "stale read" subset of violations, counted over every key.
+///
+/// Conservative, so every read it counts is a real violation: a read of value `v` is stale
+/// when `v` was written by exactly one set or check-and-set that is known to have
+/// completed, and another write that definitely took effect (an acknowledged set, a
+/// check-and-set that applied, an incr) started after that write completed and completed
+/// before the read started. A read of "absent" is stale once any write has completed
+/// before it (nothing deletes in these histories). Values produced by incr are not unique,
+/// so reads of them are not judged here (the linearizability check still judges them).
+pub fn stale_reads(history: &[Op]) -> usize {
+    let mut by_key: BTreeMap<u64, Vec<&Op>> = BTreeMap::new();
+    for op in history {
+        by_key.entry(op.key).or_default().push(op);
+    }
+    by_key.values().map(|ops| stale_reads_of_key(ops)).sum()
+}
+
+fn stale_reads_of_key(ops: &[&Op]) -> usize {
+    // Writes that definitely took effect: (invoke, complete).
+    let effective: Vec<(u64, u64)> = ops
+        .iter()
+        .filter_map(|o| match (o.kind, o.complete) {
+            (OpKind::Set(_), Some((t, _)))
+            | (OpKind::Incr(_), Some((t, _)))
+            | (OpKind::Cas { .. }, Some((t, OpResult::Cas(true)))) => Some((o.invoke, t)),
+            _ => None,
+        })
+        .collect();
+    // Every write that may have produced a value (unknown outcomes included).
+    let mut producers: BTreeMap<i64, Vec<&Op>> = BTreeMap::new();
+    for o in ops {
+        let written = match (o.kind, o.complete) {
+            (OpKind::Set(v), _) => Some(v),
+            (OpKind::Cas { new, .. }, Some((_, OpResult::Cas(true))) | None) => Some(new),
+            _ => None,
+        };
+        if let Some(v) = written {
+            producers.entry(v).or_default().push(o);
+        }
+    }
+    let replaced_before = |after: u64, before: u64| {
+        effective
+            .iter()
+            .any(|(inv, done)| *inv > after && *done < before)
+    };
+    ops.iter()
+        .filter(|o| match (o.kind, o.complete) {
+            (OpKind::Get, Some((_, OpResult::Read(None)))) => {
+                effective.iter().any(|(_, done)| *done < o.invoke)
+            }
+            (OpKind::Get, Some((_, OpResult::Read(Some(v))))) => {
+                match producers.get(&v).map(Vec::as_slice) {
+                    Some([w]) => match w.complete {
+                        Some((done, _)) => replaced_before(done, o.invoke),
+                        None => false,
+                    },
+                    _ => false,
+                }
+            }
+            _ => false,
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    fn op(kind: OpKind, invoke: u64, complete: Option<(u64, OpResult)>) -> Op {
+        Op {
+            key: 1,
+            kind,
+            invoke,
+            complete,
+        }
+    }
+
+    #[test]
+    fn a_read_of_a_value_replaced_before_it_started_is_stale() {
+        let h = vec![
+            op(OpKind::Set(1), 0, Some((10, OpResult::Written))),
+            op(OpKind::Set(2), 20, Some((30, OpResult::Written))),
+            op(OpKind::Get, 40, Some((50, OpResult::Read(Some(1))))),
+        ];
+        assert_eq!(stale_reads(&h), 1);
+        assert!(matches!(linearizable(&h, 1000), Verdict::Violation(_)));
+    }
+
+    #[test]
+    fn overlapping_or_unknown_writes_do_not_make_a_read_stale() {
+        // The second set overlaps the read: reading 1 is fine.
+        let h = vec![
+            op(OpKind::Set(1), 0, Some((10, OpResult::Written))),
+            op(OpKind::Set(2), 20, Some((45, OpResult::Written))),
+            op(OpKind::Get, 40, Some((50, OpResult::Read(Some(1))))),
+        ];
+        assert_eq!(stale_reads(&h), 0);
+        // The second set's outcome is unknown: it may never have applied.
+        let h = vec![
+            op(OpKind::Set(1), 0, Some((10, OpResult::Written))),
+            op(OpKind::Set(2), 20, None),
+            op(OpKind::Get, 40, Some((50, OpResult::Read(Some(1))))),
+        ];
+        assert_eq!(stale_reads(&h), 0);
+    }
+
+    #[test]
+    fn reading_absent_after_a_completed_write_is_stale() {
+        let h = vec![
+            op(OpKind::Incr(1), 0, Some((10, OpResult::Incr(1)))),
+            op(OpKind::Get, 20, Some((30, OpResult::Read(None)))),
+            op(OpKind::Get, 5, Some((30, OpResult::Read(None)))),
+        ];
+        assert_eq!(stale_reads(&h), 1);
+    }
+}

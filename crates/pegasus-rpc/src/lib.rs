@@ -21,4 +21,4 @@ pub mod session;
 
 pub use error::{Result, RpcError};
 pub use server::{serve, Handler, ServerOptions};
-pub use session::{Session, SessionPool};
+pub use session::{bind_outgoing_to, Session, SessionPool};

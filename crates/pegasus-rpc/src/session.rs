@@ -3,20 +3,56 @@
 //! reconnects.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use pegasus_proto::frame::{IncomingResponse, OutgoingRequest, RequestHeader};
 use pegasus_proto::ClientCodec;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::codec::Framed;
 
 use crate::error::{Result, RpcError};
 
 type Reply = oneshot::Sender<Result<IncomingResponse>>;
+
+/// How long a connect may take before the call fails as not sent. A partitioned peer
+/// drops SYNs silently; without a bound the kernel retries for about two minutes while
+/// every caller of the session waits.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+static OUTGOING_IP: OnceLock<IpAddr> = OnceLock::new();
+
+/// Binds every outgoing connection of this process to `ip` (a server's own listen address),
+/// so peers, and packet filters, see connections coming from that node. Used when several
+/// nodes share one host on distinct loopback addresses (`pegasus onebox
+/// --ip-per-instance`); the first call wins.
+pub fn bind_outgoing_to(ip: IpAddr) {
+    let _ = OUTGOING_IP.set(ip);
+}
+
+async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let attempt = async {
+        match OUTGOING_IP.get() {
+            None => TcpStream::connect(addr).await,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(*ip, 0))?;
+                socket.connect(addr).await
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
+}
 
 struct Call {
     request: OutgoingRequest,
@@ -48,7 +84,7 @@ impl Session {
         if let Some(tx) = guard.as_ref().filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
-        let stream = TcpStream::connect(self.addr)
+        let stream = connect(self.addr)
             .await
             .map_err(|e| RpcError::NotSent(format!("connect {}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);

@@ -331,6 +331,8 @@ fn start_onebox(args: &SuiteArgs) -> anyhow::Result<pegasus_chaos::cluster::Clus
             partitions: args.partitions,
             base_port: args.base_port,
             extra_config: None,
+            ip_per_instance: false,
+            tmpfs_replica1_mib: None,
         },
     )?)
 }

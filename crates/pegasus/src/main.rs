@@ -34,7 +34,9 @@ struct Cli {
 /// `pegasus chaos` arguments.
 #[derive(Debug, Args)]
 struct ChaosArgs {
-    /// Faults to draw from: kill, kill-primary, kill-meta, kill-all, pause-primary.
+    /// Faults to draw from: none, kill, kill-primary, kill-meta, kill-all, pause-primary,
+    /// partition-primary-meta, partition-secondary, partition-metas, isolate-node,
+    /// disk-full, torn-tail, corrupt-log.
     #[arg(
         long,
         value_delimiter = ',',
@@ -76,6 +78,13 @@ struct ChaosArgs {
     /// Checker search steps per key before it answers "unknown".
     #[arg(long, default_value_t = 5_000_000)]
     check_budget: u64,
+    /// Run an instance under libfaketime for the whole run, `INSTANCE=FAKETIME`
+    /// (e.g. `replica1=+0 x0.8`, `meta2=+1d`); repeatable.
+    #[arg(long)]
+    skew: Vec<String>,
+    /// Keep the onebox's data and logs even when the run passes.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +190,10 @@ struct ServerArgs {
     /// Overrides `[meta_server] server_list` (`host:port,host:port,...`).
     #[arg(long)]
     meta: Option<String>,
+    /// Bind outgoing connections to the `--listen` address, so peers and packet filters
+    /// tell this node apart from others on the same host (`onebox --ip-per-instance`).
+    #[arg(long)]
+    bind_outgoing: bool,
 }
 
 fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
@@ -203,6 +216,16 @@ fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         base_port: args.base_port,
         planted_ignore_lease: planted,
         check_budget: args.check_budget,
+        skews: args
+            .skew
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(i, f)| (i.to_string(), f.to_string()))
+                    .ok_or_else(|| anyhow::anyhow!("--skew wants INSTANCE=FAKETIME, not {s:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        keep: args.keep,
     };
     let report = pegasus_chaos::run(&opts)?;
     print!("{}", report.markdown());
@@ -388,6 +411,9 @@ fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (None, [only]) => *only,
         (None, _) => anyhow::bail!("--listen is required when server_list names several metas"),
     };
+    if args.bind_outgoing {
+        pegasus_rpc::bind_outgoing_to(listen.ip());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -416,6 +442,9 @@ fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listen = args
         .listen
         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 34801)));
+    if args.bind_outgoing {
+        pegasus_rpc::bind_outgoing_to(listen.ip());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -60,6 +60,11 @@ pub struct OneboxArgs {
     /// tuning, or `[pegasus.server]` RocksDB options).
     #[arg(long)]
     pub extra_config: Option<PathBuf>,
+    /// Give every instance its own loopback address (metas on 127.0.1.N, replica servers on
+    /// 127.0.2.N) and bind its outgoing connections to it, so packet filters can cut the
+    /// links between two nodes (`pegasus chaos` partitions).
+    #[arg(long)]
+    pub ip_per_instance: bool,
 }
 
 /// One-instance actions.
@@ -74,6 +79,10 @@ pub enum OneboxAction {
     Restart {
         /// Instance name.
         instance: String,
+        /// Extra environment of the new process, `KEY=VALUE` (repeatable; e.g. libfaketime's
+        /// `LD_PRELOAD` and `FAKETIME` for a clock-skew test).
+        #[arg(long = "env")]
+        env: Vec<String>,
     },
     /// SIGSTOP one instance (it stays in memory, frozen, until `resume`).
     Pause {
@@ -129,7 +138,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// Starts one instance as a detached process (its own process group, output to its log).
-fn spawn(dir: &Path, inst: &Instance) -> anyhow::Result<u32> {
+fn spawn(dir: &Path, inst: &Instance, env: &[(String, String)]) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("cannot find the pegasus binary")?;
     let log = std::fs::OpenOptions::new()
@@ -138,6 +147,7 @@ fn spawn(dir: &Path, inst: &Instance) -> anyhow::Result<u32> {
         .open(dir.join(format!("{}.log", inst.name)))?;
     let child = Command::new(exe)
         .args(&inst.args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -195,7 +205,7 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
         let layout = read_layout(&args.dir)?;
         let name = match action {
             OneboxAction::Kill { instance }
-            | OneboxAction::Restart { instance }
+            | OneboxAction::Restart { instance, .. }
             | OneboxAction::Pause { instance }
             | OneboxAction::Resume { instance } => instance,
         };
@@ -210,9 +220,16 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
                 kill(&args.dir, name);
                 println!("{name} killed");
             }
-            OneboxAction::Restart { .. } => {
+            OneboxAction::Restart { env, .. } => {
+                let env = env
+                    .iter()
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                        _ => Err(anyhow::anyhow!("--env wants KEY=VALUE, not {kv:?}")),
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 kill(&args.dir, name);
-                let pid = spawn(&args.dir, inst)?;
+                let pid = spawn(&args.dir, inst, &env)?;
                 println!("{name} restarted (pid {pid})");
             }
             OneboxAction::Pause { .. } | OneboxAction::Resume { .. } => {
@@ -242,15 +259,25 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
         // A previous onebox that was not stopped cleanly.
         stop_all(&dir, &old);
     }
-    let port = |base: u16, i: u16| -> anyhow::Result<SocketAddr> {
+    let ip_per_instance = args.ip_per_instance;
+    let port = |base: u16, i: u16, subnet: u8| -> anyhow::Result<SocketAddr> {
         let p = base.checked_add(i).context("port out of range")?;
-        Ok(SocketAddr::from(([127, 0, 0, 1], p)))
+        let ip = if ip_per_instance {
+            let host = u8::try_from(i + 1)
+                .ok()
+                .filter(|h| *h < 255)
+                .context("at most 254 instances of a role with --ip-per-instance")?;
+            [127, 0, subnet, host]
+        } else {
+            [127, 0, 0, 1]
+        };
+        Ok(SocketAddr::from((ip, p)))
     };
     let metas: Vec<SocketAddr> = (0..args.metas)
-        .map(|i| port(args.meta_port, i))
+        .map(|i| port(args.meta_port, i, 1))
         .collect::<anyhow::Result<_>>()?;
     let replicas: Vec<SocketAddr> = (0..args.replicas)
-        .map(|i| port(args.replica_port, i))
+        .map(|i| port(args.replica_port, i, 2))
         .collect::<anyhow::Result<_>>()?;
     let meta_list = metas
         .iter()
@@ -280,18 +307,19 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
     let cfg = config.to_string_lossy().into_owned();
     let server = |role: &str, i: usize, addr: &SocketAddr| {
         let name = format!("{role}{}", i + 1);
-        Instance {
-            args: vec![
-                role.into(),
-                "--config".into(),
-                cfg.clone(),
-                "--listen".into(),
-                addr.to_string(),
-                "--data-dir".into(),
-                dir.join(&name).to_string_lossy().into_owned(),
-            ],
-            name,
+        let mut args = vec![
+            role.into(),
+            "--config".into(),
+            cfg.clone(),
+            "--listen".into(),
+            addr.to_string(),
+            "--data-dir".into(),
+            dir.join(&name).to_string_lossy().into_owned(),
+        ];
+        if ip_per_instance {
+            args.push("--bind-outgoing".into());
         }
+        Instance { args, name }
     };
     let mut instances: Vec<Instance> = metas
         .iter()
@@ -325,7 +353,7 @@ pub fn run(args: OneboxArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::write(dir.join("onebox.json"), serde_json::to_vec_pretty(&layout)?)?;
     for inst in &layout.instances {
-        spawn(&dir, inst)?;
+        spawn(&dir, inst, &[])?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
