@@ -315,9 +315,14 @@ impl Drop for Cluster {
 
 /// A bounded HTTP GET on loopback (the servers' admin endpoints).
 fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    http_request(addr, "GET", path)
+}
+
+/// A bounded HTTP request on loopback; the whole answer, status line included.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
     let mut body = Vec::new();
     s.take(4 << 20).read_to_end(&mut body).ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())

@@ -169,6 +169,8 @@ pub struct Report {
     pub recovery_ms: Option<u64>,
     /// Longest time without any successful register operation, ms.
     pub longest_unavailable_ms: u64,
+    /// When that window began, ms since the run started (compare with the schedule).
+    pub longest_unavailable_from_ms: u64,
     /// Latency before the first fault.
     pub latency_baseline: Latency,
     /// Latency while faults were being injected.
@@ -216,7 +218,7 @@ impl Report {
                 .join(", ")
         };
         let mut s = format!(
-            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
+            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
             self.seed,
             self.nemeses.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.planted_ignore_lease,
@@ -228,6 +230,7 @@ impl Report {
             self.liveness,
             self.recovery_ms.map_or("-".into(), |m| m.to_string()),
             self.longest_unavailable_ms,
+            self.longest_unavailable_from_ms,
             self.latency_baseline.p50_us,
             self.latency_baseline.p99_us,
             self.latency_baseline.p999_us,
@@ -417,9 +420,13 @@ pub fn run(opts: &ChaosOptions) -> Result<Report> {
     // restarts, each within 600 s of the last, and the node is ignored for 600 s — the
     // kill test spaces kills 300 s apart): raise it, or the guard, not the fault, decides
     // liveness.
-    let mut extra = String::from("[meta_server]\nmax_succssive_unstable_restart = 1000000\n");
+    let mut extra =
+        String::from("[meta_server]\nmax_succssive_unstable_restart = 1000000\n[replica_server]\n");
     if opts.planted_ignore_lease {
-        extra.push_str("[replica_server]\nplanted_bug_ignore_lease = true\n");
+        extra.push_str("planted_bug_ignore_lease = true\n");
+    }
+    if opts.nemeses.iter().any(|n| n.arms_fail_points()) {
+        extra.push_str("enable_fail_points = true\n");
     }
     let extra = Some(extra);
     let mut cluster = Cluster::start(&ClusterOptions {
@@ -547,7 +554,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             ))),
             _ => None,
         };
-        tokio::time::sleep_until(hold_until.into()).await;
+        nemesis::hold_until(&fault, &mut firewall, hold_until, &mut rng).await;
         let healed = match nemesis::heal(&fault, cluster, &mut firewall) {
             Ok(()) => true,
             Err(e) => {
@@ -577,6 +584,39 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
     // Liveness: back to full replication, and a write accepted by every partition.
     let heal_at = Instant::now();
     let healthy = wait_healthy(&admin, Duration::from_secs(120)).await;
+    if !healthy {
+        // What meta shows, for whoever reads the failed run.
+        let shown = match admin.query_config("temp").await {
+            Ok(cfg) => cfg
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    format!(
+                        "partition {i}: ballot {} primary {:?} secondaries {:?}",
+                        p.ballot,
+                        p.primary.to_socket_addr(),
+                        p.secondaries
+                            .iter()
+                            .map(|s| s.to_socket_addr())
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("query_config failed: {e}"),
+        };
+        tracing::error!("chaos: not healthy 120 s after the faults:\n{shown}");
+        let _ = std::fs::write(opts.dir.join("unhealthy.txt"), format!("{shown}\n"));
+        for (i, addr) in cluster.replicas.iter().enumerate() {
+            let replicas = cluster::http_request(*addr, "GET", "/replica/replicas")
+                .unwrap_or_else(|| "no answer".into());
+            let _ = std::fs::write(
+                opts.dir.join(format!("replica{}-replicas.txt", i + 1)),
+                replicas,
+            );
+        }
+    }
     let recovery_ms =
         healthy.then(|| u64::try_from(heal_at.elapsed().as_millis()).unwrap_or(u64::MAX));
     let writable = healthy && write_each_partition(&admin, opts.partitions).await;
@@ -652,12 +692,12 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         .collect();
     let mut done_at: Vec<u64> = lat.iter().map(|(t, _)| *t).collect();
     done_at.sort_unstable();
-    let longest_unavailable_ms = done_at
+    let (longest_unavailable_ms, longest_unavailable_from_ms) = done_at
         .iter()
         .zip(done_at.iter().skip(1))
-        .map(|(a, b)| b - a)
+        .map(|(a, b)| (b - a, *a))
         .max()
-        .unwrap_or(0);
+        .unwrap_or((0, 0));
 
     let c = &rec.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -681,6 +721,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         liveness: healthy && writable && all_healed,
         recovery_ms,
         longest_unavailable_ms,
+        longest_unavailable_from_ms,
         latency_baseline: percentiles(baseline),
         latency_under_fault: percentiles(under),
         check_ms,
@@ -721,6 +762,10 @@ mod tests {
             "disk-full",
             "torn-tail",
             "corrupt-log",
+            "fail-point",
+            "net-drop",
+            "net-delay",
+            "net-flap",
         ] {
             assert_eq!(n.parse::<Nemesis>().unwrap().to_string(), n);
         }

@@ -8,7 +8,7 @@ use pegasus_client::Client;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::cluster::Cluster;
+use crate::cluster::{http_request, Cluster};
 use crate::net::Firewall;
 use crate::{tamper, ChaosError, Result};
 
@@ -47,9 +47,19 @@ pub enum Nemesis {
     /// `kill -9` a replica server, flip a byte in the middle of one mutation log, restart
     /// it: the replica must refuse the log and re-learn (row 16).
     CorruptLog,
+    /// Arm a fail point in a random replica server for its next 1-3 hits: a log append or
+    /// fsync returns EIO, or a store write returns corruption (row 14).
+    FailPoint,
+    /// Drop 50 % of the packets between every two nodes (row 10).
+    NetDrop,
+    /// Delay every request the replica servers send by 75 ± 50 ms (row 10).
+    NetDelay,
+    /// Cut a random replica server off from every other node and heal it again, every
+    /// 1-3 s, for the hold (row 10).
+    NetFlap,
 }
 
-const ALL: [(Nemesis, &str); 13] = [
+const ALL: [(Nemesis, &str); 17] = [
     (Nemesis::None, "none"),
     (Nemesis::Kill, "kill"),
     (Nemesis::KillPrimary, "kill-primary"),
@@ -63,6 +73,10 @@ const ALL: [(Nemesis, &str); 13] = [
     (Nemesis::DiskFull, "disk-full"),
     (Nemesis::TornTail, "torn-tail"),
     (Nemesis::CorruptLog, "corrupt-log"),
+    (Nemesis::FailPoint, "fail-point"),
+    (Nemesis::NetDrop, "net-drop"),
+    (Nemesis::NetDelay, "net-delay"),
+    (Nemesis::NetFlap, "net-flap"),
 ];
 
 impl Nemesis {
@@ -74,7 +88,14 @@ impl Nemesis {
                 | Self::PartitionSecondary
                 | Self::PartitionMetas
                 | Self::IsolateNode
+                | Self::NetDrop
+                | Self::NetFlap
         )
+    }
+
+    /// Whether this nemesis arms fail points (the run enables them).
+    pub fn arms_fail_points(self) -> bool {
+        matches!(self, Self::FailPoint | Self::NetDelay)
     }
 }
 
@@ -131,6 +152,23 @@ pub enum Fault {
         path: std::path::PathBuf,
         /// Its size.
         bytes: u64,
+    },
+    /// A node's links are cut and healed over and over during the hold; healing removes
+    /// the rules.
+    Flapping {
+        /// The node.
+        instance: String,
+        /// Its links.
+        pairs: Vec<(IpAddr, IpAddr)>,
+    },
+    /// Every replica server delays what it sends; healing turns that off.
+    Delayed(Vec<String>),
+    /// A fail point was armed in `instance`; healing disarms every point there.
+    Armed {
+        /// Instance name.
+        instance: String,
+        /// Which point and how many times.
+        what: String,
     },
     /// Nothing could be done (e.g. no primary known); the report says so.
     Skipped(String),
@@ -255,7 +293,7 @@ pub async fn install(
                 cluster.metas.iter().map(|m| (ip(node), ip(*m))).collect();
             firewall.cut(&pairs)?;
             Ok(Fault::Partitioned {
-                what: format!("{instance} (primary of partition {pidx}) <-/-> every meta"),
+                what: format!("cut {instance} (primary of partition {pidx}) <-/-> every meta"),
                 primary_of: Some(pidx),
             })
         }
@@ -267,7 +305,7 @@ pub async fn install(
             let name = |a| cluster.instance_of(a).unwrap_or_else(|| a.to_string());
             Ok(Fault::Partitioned {
                 what: format!(
-                    "{} (primary of partition {pidx}) <-/-> {} (its secondary)",
+                    "cut {} (primary of partition {pidx}) <-/-> {} (its secondary)",
                     name(primary),
                     name(secondary)
                 ),
@@ -288,7 +326,7 @@ pub async fn install(
             let pick = |i: usize| metas.get(i).copied().map(ip);
             let (what, cut): (String, Vec<(usize, usize)>) = match rng.random_range(0..3) {
                 0 => (
-                    format!("meta{} (leader) alone", leader + 1),
+                    format!("cut meta{} (leader) alone", leader + 1),
                     others.iter().map(|o| (leader, *o)).collect(),
                 ),
                 1 => {
@@ -297,7 +335,7 @@ pub async fn install(
                         .copied()
                         .unwrap_or(0);
                     (
-                        format!("meta{} (follower) alone", f + 1),
+                        format!("cut meta{} (follower) alone", f + 1),
                         (0..metas.len())
                             .filter(|i| *i != f)
                             .map(|i| (f, i))
@@ -308,7 +346,7 @@ pub async fn install(
                     // The leader and one follower cannot see each other; both see the third.
                     let f = others.first().copied().unwrap_or(1);
                     (
-                        format!("bridge: meta{} <-/-> meta{}", leader + 1, f + 1),
+                        format!("cut bridge: meta{} <-/-> meta{}", leader + 1, f + 1),
                         vec![(leader, f)],
                     )
                 }
@@ -344,7 +382,7 @@ pub async fn install(
                 .collect();
             firewall.cut(&pairs)?;
             Ok(Fault::Partitioned {
-                what: format!("{name} <-/-> every other node"),
+                what: format!("cut {name} <-/-> every other node"),
                 primary_of,
             })
         }
@@ -355,6 +393,88 @@ pub async fn install(
             let path = mount.join("chaos-fill");
             let bytes = fill(&path)?;
             Ok(Fault::DiskFilled { path, bytes })
+        }
+        Nemesis::NetDrop => {
+            let nodes: Vec<IpAddr> = cluster
+                .metas
+                .iter()
+                .chain(cluster.replicas.iter())
+                .map(|a| a.ip())
+                .collect();
+            let pairs: Vec<(IpAddr, IpAddr)> = nodes
+                .iter()
+                .enumerate()
+                .flat_map(|(i, a)| nodes.iter().skip(i + 1).map(move |b| (*a, *b)))
+                .collect();
+            firewall.drop_random(&pairs, 50)?;
+            Ok(Fault::Partitioned {
+                what: "50% of packets dropped between every two nodes".into(),
+                primary_of: None,
+            })
+        }
+        Nemesis::NetDelay => {
+            let mut delayed = Vec::new();
+            for i in 1..=replicas {
+                let name = format!("replica{i}");
+                let Some(addr) = cluster.addr_of(&name) else {
+                    continue;
+                };
+                let answer =
+                    http_request(addr, "POST", "/failpoint?name=net_delay&ms=75&jitter=50")
+                        .unwrap_or_default();
+                if answer.starts_with("HTTP/1.1 200") {
+                    delayed.push(name);
+                }
+            }
+            if delayed.is_empty() {
+                return skipped("no replica server accepted the delay");
+            }
+            Ok(Fault::Delayed(delayed))
+        }
+        Nemesis::NetFlap => {
+            let name = random_replica(rng);
+            let Some(node) = cluster.addr_of(&name) else {
+                return skipped("address unknown");
+            };
+            let pairs: Vec<(IpAddr, IpAddr)> = cluster
+                .metas
+                .iter()
+                .chain(cluster.replicas.iter())
+                .filter(|a| **a != node)
+                .map(|a| (node.ip(), a.ip()))
+                .collect();
+            firewall.cut(&pairs)?;
+            Ok(Fault::Flapping {
+                instance: name,
+                pairs,
+            })
+        }
+        Nemesis::FailPoint => {
+            let name = random_replica(rng);
+            let Some(addr) = cluster.addr_of(&name) else {
+                return skipped("address unknown");
+            };
+            let point = ["plog_append", "plog_sync", "storage_write"]
+                .get(rng.random_range(0..3))
+                .copied()
+                .unwrap_or("plog_sync");
+            let times = rng.random_range(1..=3);
+            let answer = http_request(
+                addr,
+                "POST",
+                &format!("/failpoint?name={point}&times={times}"),
+            )
+            .unwrap_or_default();
+            if !answer.starts_with("HTTP/1.1 200") {
+                return skipped(&format!(
+                    "arming refused: {}",
+                    answer.lines().next().unwrap_or("no answer")
+                ));
+            }
+            Ok(Fault::Armed {
+                instance: name,
+                what: format!("{point} x{times}"),
+            })
         }
         Nemesis::TornTail | Nemesis::CorruptLog => {
             let name = random_replica(rng);
@@ -402,6 +522,39 @@ fn fill(path: &std::path::Path) -> Result<u64> {
     Ok(written)
 }
 
+/// Keeps `fault` installed until `until`: a flapping link is healed and cut again every
+/// 1-3 s; anything else just waits.
+pub async fn hold_until(
+    fault: &Fault,
+    firewall: &mut Firewall,
+    until: std::time::Instant,
+    rng: &mut impl Rng,
+) {
+    let Fault::Flapping { pairs, .. } = fault else {
+        tokio::time::sleep_until(until.into()).await;
+        return;
+    };
+    let mut cut = true;
+    // Bounded by `until`: one toggle per 1-3 s.
+    while std::time::Instant::now() < until {
+        let next =
+            std::time::Instant::now() + Duration::from_millis(rng.random_range(1_000..3_000));
+        tokio::time::sleep_until(next.min(until).into()).await;
+        if std::time::Instant::now() >= until {
+            break;
+        }
+        let toggled = if cut {
+            firewall.heal()
+        } else {
+            firewall.cut(pairs)
+        };
+        if let Err(e) = toggled {
+            tracing::warn!("chaos: flapping: {e}");
+        }
+        cut = !cut;
+    }
+}
+
 /// How long a fault stays installed.
 pub fn hold(nemesis: Nemesis, grace: Duration, rng: &mut impl Rng) -> Duration {
     let ms = |lo: u64, hi: u64, rng: &mut dyn rand::RngCore| {
@@ -413,7 +566,8 @@ pub fn hold(nemesis: Nemesis, grace: Duration, rng: &mut impl Rng) -> Duration {
             grace + ms(1_500, 4_000, rng)
         }
         Nemesis::PartitionSecondary | Nemesis::PartitionMetas => ms(2_000, 12_000, rng),
-        Nemesis::DiskFull => ms(5_000, 15_000, rng),
+        Nemesis::DiskFull | Nemesis::NetDrop | Nemesis::NetDelay => ms(5_000, 15_000, rng),
+        Nemesis::NetFlap => ms(8_000, 15_000, rng),
         Nemesis::None => ms(5_000, 10_000, rng),
         _ => ms(1_000, 8_000, rng),
     }
@@ -430,8 +584,30 @@ pub fn heal(fault: &Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result
         }
         Fault::Tampered { instance, .. } => cluster.restart(instance),
         Fault::Paused { instance, .. } => cluster.pause(instance, false),
-        Fault::Partitioned { .. } => firewall.heal(),
+        Fault::Partitioned { .. } | Fault::Flapping { .. } => firewall.heal(),
+        Fault::Delayed(names) => {
+            for name in names {
+                if let Some(addr) = cluster.addr_of(name) {
+                    // A server restarted meanwhile has no delay; nothing else to undo.
+                    let _ = http_request(addr, "POST", "/failpoint?name=off");
+                }
+            }
+            Ok(())
+        }
         Fault::DiskFilled { path, .. } => Ok(std::fs::remove_file(path)?),
+        Fault::Armed { instance, .. } => {
+            let addr = cluster
+                .addr_of(instance)
+                .ok_or_else(|| ChaosError::Cluster(format!("no address for {instance}")))?;
+            // A server killed meanwhile has nothing armed; any other failure is one.
+            match http_request(addr, "POST", "/failpoint?name=off") {
+                Some(a) if !a.starts_with("HTTP/1.1 200") => Err(ChaosError::Cluster(format!(
+                    "disarming {instance}: {}",
+                    a.lines().next().unwrap_or_default()
+                ))),
+                _ => Ok(()),
+            }
+        }
         Fault::Nothing | Fault::Skipped(_) => Ok(()),
     }
 }
@@ -445,12 +621,19 @@ impl Fault {
             Self::Paused { instance, pidx } => {
                 format!("paused {instance} (primary of partition {pidx})")
             }
-            Self::Partitioned { what, .. } => format!("cut {what}"),
+            Self::Partitioned { what, .. } => what.clone(),
             Self::Tampered { instance, changes } => {
                 format!("killed {instance}; {}", changes.join("; "))
             }
             Self::DiskFilled { path, bytes } => {
                 format!("filled {} with {bytes} bytes", path.display())
+            }
+            Self::Armed { instance, what } => format!("armed {what} in {instance}"),
+            Self::Flapping { instance, .. } => {
+                format!("flapped {instance} <-/-> every other node every 1-3 s")
+            }
+            Self::Delayed(names) => {
+                format!("delayed what {} send by 75±50 ms", names.join(","))
             }
             Self::Skipped(why) => format!("skipped ({why})"),
         }

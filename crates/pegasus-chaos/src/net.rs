@@ -54,6 +54,10 @@ impl Firewall {
 
     /// Drops every packet between the two sides of each pair, both ways.
     pub fn cut(&mut self, pairs: &[(IpAddr, IpAddr)]) -> Result<()> {
+        self.add_rules(pairs, "drop")
+    }
+
+    fn add_rules(&mut self, pairs: &[(IpAddr, IpAddr)], verdict: &str) -> Result<()> {
         if let Some((a, b)) = pairs
             .iter()
             .find(|(a, b)| !is_loopback(a) || !is_loopback(b) || a == b)
@@ -71,11 +75,20 @@ impl Firewall {
         }
         for (a, b) in pairs {
             nft(&format!(
-                "add rule ip {t} out ip saddr {a} ip daddr {b} drop; add rule ip {t} out ip saddr {b} ip daddr {a} drop",
+                "add rule ip {t} out ip saddr {a} ip daddr {b} {verdict}; add rule ip {t} out ip saddr {b} ip daddr {a} {verdict}",
                 t = self.table
             ))?;
         }
         Ok(())
+    }
+
+    /// Drops `percent` % of the packets between the two sides of each pair, both ways, at
+    /// random (TCP retransmits: a lossy link, not a cut one).
+    pub fn drop_random(&mut self, pairs: &[(IpAddr, IpAddr)], percent: u8) -> Result<()> {
+        self.add_rules(
+            pairs,
+            &format!("numgen random mod 100 < {} drop", percent.min(100)),
+        )
     }
 
     /// Removes every rule of this run.

@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::failpoint::{self, FailPoint};
+
 /// A file opened for appending.
 pub trait AppendFile: Send {
     /// Appends bytes (buffered by the OS; not durable until [`AppendFile::sync`]).
@@ -43,10 +45,16 @@ struct StdFile(std::fs::File);
 
 impl AppendFile for StdFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if failpoint::fire(FailPoint::PlogAppend) {
+            return Err(failpoint::eio(FailPoint::PlogAppend));
+        }
         self.0.write_all(buf)
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        if failpoint::fire(FailPoint::PlogSync) {
+            return Err(failpoint::eio(FailPoint::PlogSync));
+        }
         self.0.sync_data()
     }
 }

@@ -4,6 +4,7 @@
 //! * [`mutation`]: one decree of a partition's write sequence.
 //! * [`log`]: the durable mutation log (segments, checksums, group commit, torn-tail repair).
 //! * [`bench`]: `pegasus bench log`, group commit against raw `fdatasync`.
+//! * [`failpoint`]: test-only fail points (log append/fsync EIO, store corruption).
 //! * [`fs`]: the file-system surface the log uses, with an in-memory implementation that
 //!   models crashes for the simulator.
 //! * [`update`]: client writes encoded as mutation updates and back.
@@ -14,6 +15,7 @@
 
 pub mod bench;
 pub mod core;
+pub mod failpoint;
 pub mod fs;
 pub mod fuzzing;
 pub mod log;

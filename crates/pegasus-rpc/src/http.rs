@@ -66,10 +66,15 @@ impl HttpResponse {
     }
 }
 
-/// Answers GET requests.
+/// Answers GET (and a few POST) requests.
 pub trait HttpService: Send + Sync + 'static {
     /// `path` without the query; `query` is what follows `?` (possibly empty).
     fn get(&self, path: &str, query: &str) -> HttpResponse;
+
+    /// A POST (parameters in the query; a body is ignored). None by default.
+    fn post(&self, _path: &str, _query: &str) -> HttpResponse {
+        HttpResponse::error(405, "only GET is served")
+    }
 }
 
 /// The value of `name` in a query string (no percent-decoding beyond `+`).
@@ -86,6 +91,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         307 => "Temporary Redirect",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
@@ -133,9 +139,13 @@ pub async fn serve_connection(mut stream: TcpStream, service: Arc<dyn HttpServic
             .unwrap_or_default();
         let mut parts = line.split(' ');
         match (parts.next(), parts.next()) {
-            (Some("GET"), Some(target)) => {
+            (Some(method @ ("GET" | "POST")), Some(target)) => {
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                service.get(path, query)
+                if method == "GET" {
+                    service.get(path, query)
+                } else {
+                    service.post(path, query)
+                }
             }
             (Some(_), Some(_)) => HttpResponse::error(405, "only GET is served"),
             _ => HttpResponse::error(400, "bad request line"),

@@ -21,4 +21,4 @@ pub mod session;
 
 pub use error::{Result, RpcError};
 pub use server::{serve, Handler, ServerOptions};
-pub use session::{bind_outgoing_to, Session, SessionPool};
+pub use session::{bind_outgoing_to, set_send_delay, Session, SessionPool};

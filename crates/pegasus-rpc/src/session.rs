@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -57,6 +57,62 @@ async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 struct Call {
     request: OutgoingRequest,
     reply: Option<Reply>,
+    /// Not written before this (an injected network delay).
+    due: Option<tokio::time::Instant>,
+}
+
+/// Injected send delay: base ms in the high half, jitter ms in the low half; 0 is off.
+static SEND_DELAY: AtomicU64 = AtomicU64::new(0);
+static DELAY_SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+
+/// Test-only fault: every request this process sends afterwards waits `base_ms` ±
+/// `jitter_ms` before it is written (order on a connection is kept, as on a slow link;
+/// `0, 0` turns it off). Armed by the replica server's fail-point endpoint for `pegasus
+/// chaos` (netem is not available, so the delay is injected at the sender).
+pub fn set_send_delay(base_ms: u32, jitter_ms: u32) {
+    SEND_DELAY.store(
+        (u64::from(base_ms) << 32) | u64::from(jitter_ms),
+        Ordering::Release,
+    );
+}
+
+fn send_delay() -> Option<Duration> {
+    let packed = SEND_DELAY.load(Ordering::Relaxed);
+    if packed == 0 {
+        return None;
+    }
+    let (base, jitter) = (packed >> 32, packed & 0xFFFF_FFFF);
+    // xorshift: cheap, and quality does not matter for jitter.
+    let mut x = DELAY_SEED.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    DELAY_SEED.store(x, Ordering::Relaxed);
+    Some(jittered(base, jitter, x))
+}
+
+/// `base` ± `jitter` ms, picked by the random `x`.
+fn jittered(base: u64, jitter: u64, x: u64) -> Duration {
+    let offset = x % (2 * jitter + 1);
+    Duration::from_millis((base + offset).saturating_sub(jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_delay_stays_within_base_plus_minus_jitter() {
+        let mut seen = std::collections::BTreeSet::new();
+        for x in 0..1000u64 {
+            let d = jittered(75, 50, x.wrapping_mul(0x9E37_79B9));
+            assert!((25..=125).contains(&d.as_millis()), "{d:?}");
+            seen.insert(d.as_millis());
+        }
+        assert!(seen.len() > 50, "spread: {}", seen.len());
+        assert_eq!(jittered(10, 0, 12345), Duration::from_millis(10));
+        assert_eq!(jittered(5, 20, 0), Duration::ZERO);
+    }
 }
 
 /// A handle to a connection task.
@@ -114,6 +170,7 @@ impl Session {
                 args,
             },
             reply,
+            due: send_delay().map(|d| tokio::time::Instant::now() + d),
         };
         self.sender()
             .await?
@@ -194,6 +251,16 @@ async fn run_connection(mut framed: Framed<TcpStream, ClientCodec>, mut rx: mpsc
                 let mut queued = 0;
                 let mut failed = None;
                 while let Some(call) = next.take() {
+                    if let Some(due) = call.due.filter(|d| *d > tokio::time::Instant::now()) {
+                        // An injected delay: what is queued goes out first.
+                        if queued > 0 {
+                            if let Err(e) = framed.flush().await {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        tokio::time::sleep_until(due).await;
+                    }
                     let seqid = call.request.seqid;
                     if let Some(r) = call.reply {
                         pending.insert(seqid, r);

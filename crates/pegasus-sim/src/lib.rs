@@ -74,6 +74,12 @@ pub struct SimOptions {
     pub planted: Option<PlantedBug>,
     /// Record a trace of every event.
     pub trace: bool,
+    /// Some crashes are power losses of every node at once (matrix row 5): each loses or
+    /// tears what it had not synced. Off, the seeds replay as before.
+    pub power_loss: bool,
+    /// The mutation log does not fsync (Pegasus's default `plog_force_flush = false`),
+    /// to measure what a whole-cluster power loss then loses.
+    pub async_log: bool,
 }
 
 impl Default for SimOptions {
@@ -85,6 +91,8 @@ impl Default for SimOptions {
             clients: 3,
             fault_ms: 20_000,
             heal_ms: 15_000,
+            power_loss: false,
+            async_log: false,
             faults: true,
             planted: None,
             trace: false,
@@ -427,8 +435,11 @@ impl Sim {
         let engine = MemoryEngine::open(node.disk.clone(), clock.clone());
         let store = PartitionStore::new(engine, clock, ReadLimits::default());
         let committed = store.last_applied_decree();
-        let (log, replayed) = match MutationLog::open(fs, Path::new("/plog"), LogOptions::default())
-        {
+        let log_opts = LogOptions {
+            sync: !self.opts.async_log,
+            ..LogOptions::default()
+        };
+        let (log, replayed) = match MutationLog::open(fs, Path::new("/plog"), log_opts) {
             Ok((log, replayed, _)) => (Some(log), replayed),
             Err(e) => {
                 // Corrupt log: this replica starts empty and will re-learn.
@@ -1036,24 +1047,35 @@ impl Sim {
             .copied()
             .unwrap_or(NodeId(1));
         match self.rng.below(6) {
+            0 if self.opts.power_loss && self.rng.below(3) == 0 => {
+                // Power loss everywhere at once: every node loses or tears what it had not
+                // synced, and comes back after its own delay.
+                for id in ids {
+                    let tear = self.rng.below(1001) as u16;
+                    if self.crash_with(
+                        id,
+                        CrashMode::TearUnsynced {
+                            keep_permille: tear,
+                        },
+                    ) {
+                        let back = self.now + self.rng.range(500, 6_000);
+                        self.at(back, Ev::Restart(id));
+                    }
+                }
+                self.trace(|| "power loss on every node".to_string());
+            }
             0 => {
                 // Crash: unsynced bytes are lost or torn; storage loses what it did not flush.
                 let tear = self.rng.below(1001) as u16;
-                if let Some(n) = self.nodes.get_mut(&victim) {
-                    if n.up {
-                        n.up = false;
-                        n.replica = None;
-                        if let Some(store) = n.store.take() {
-                            store.into_engine().crash();
-                        }
-                        n.log = None;
-                        n.fs.crash(CrashMode::TearUnsynced {
-                            keep_permille: tear,
-                        });
-                        let back = self.now + self.rng.range(500, 6_000);
-                        self.trace(|| format!("crash {victim}"));
-                        self.at(back, Ev::Restart(victim));
-                    }
+                if self.crash_with(
+                    victim,
+                    CrashMode::TearUnsynced {
+                        keep_permille: tear,
+                    },
+                ) {
+                    let back = self.now + self.rng.range(500, 6_000);
+                    self.trace(|| format!("crash {victim}"));
+                    self.at(back, Ev::Restart(victim));
                 }
             }
             1 => {
@@ -1172,15 +1194,27 @@ impl Sim {
 
     /// Crashes a node now (unsynced log bytes are lost); it stays down until restarted.
     pub fn crash(&mut self, node: NodeId) {
-        if let Some(n) = self.nodes.get_mut(&node) {
-            n.up = false;
-            n.replica = None;
-            if let Some(store) = n.store.take() {
-                store.into_engine().crash();
-            }
-            n.log = None;
-            n.fs.crash(CrashMode::DropUnsynced);
+        // A node already down lost its unsynced bytes when it went down.
+        self.crash_with(node, CrashMode::DropUnsynced);
+    }
+
+    /// Takes a running node down: its store loses what it did not flush, its files what
+    /// they did not sync (per `mode`). False if it was not up.
+    fn crash_with(&mut self, node: NodeId, mode: CrashMode) -> bool {
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return false;
+        };
+        if !n.up {
+            return false;
         }
+        n.up = false;
+        n.replica = None;
+        if let Some(store) = n.store.take() {
+            store.into_engine().crash();
+        }
+        n.log = None;
+        n.fs.crash(mode);
+        true
     }
 
     /// Freezes a node (no events processed, clock still running) for `ms`.

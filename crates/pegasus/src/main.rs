@@ -36,7 +36,7 @@ struct Cli {
 struct ChaosArgs {
     /// Faults to draw from: none, kill, kill-primary, kill-meta, kill-all, pause-primary,
     /// partition-primary-meta, partition-secondary, partition-metas, isolate-node,
-    /// disk-full, torn-tail, corrupt-log.
+    /// disk-full, torn-tail, corrupt-log, fail-point, net-drop, net-delay, net-flap.
     #[arg(
         long,
         value_delimiter = ',',
@@ -174,6 +174,13 @@ struct SimArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 3)]
     clients: u64,
+    /// Some crashes are power losses of every node at once (unsynced bytes lost or torn).
+    #[arg(long)]
+    power_loss: bool,
+    /// The mutation log does not fsync (Pegasus's `plog_force_flush = false`), to measure
+    /// what a power loss then loses.
+    #[arg(long)]
+    async_log: bool,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +281,8 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             nodes: args.nodes,
             keys: args.keys,
             clients: args.clients,
+            power_loss: args.power_loss,
+            async_log: args.async_log,
             ..SimOptions::default()
         };
         let r = run_seed(opts);

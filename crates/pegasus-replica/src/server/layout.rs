@@ -4,10 +4,12 @@
 //! <data_dir>/replica/<app_id>.<pidx>.pegasus/   one replica
 //!     init.json      its last configuration, table facts and the "fresh" flag, written
 //!                    atomically (temp file, fsync, rename, fsync dir) whenever they change
-//!     data/          RocksDB (write-ahead log off; the mutation log is the WAL); after a
-//!                    learned checkpoint is installed it is `data.<decree>.<ms>/`, named
-//!                    in init.json (RocksDB locks a path per process, so the new copy
-//!                    cannot take the old one's name while readers still hold it)
+//!     data.<decree>.<ms>/  RocksDB (write-ahead log off; the mutation log is the WAL),
+//!                    named in init.json: `data.0.<ms>` when the replica was created
+//!                    empty, a new name each time a learned checkpoint is installed
+//!                    (RocksDB locks a path per process, so a new copy cannot take the
+//!                    name of one that readers, or a failed predecessor still closing,
+//!                    hold open); `data/` in replicas written by older builds
 //!     plog/          the mutation log
 //!     learn/         checkpoints this replica made for learners (kept briefly)
 //! <data_dir>/replica/<app_id>.<pidx>.<unix_ms>.err   a replica that failed, kept for

@@ -30,7 +30,7 @@ use pegasus_meta::protocol::{
 use pegasus_proto::frame::{RequestFrame, RequestHeader, ResponseFrame};
 use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
-use pegasus_rpc::http::{CommonEndpoints, HttpResponse, HttpService};
+use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{Handler, RpcError, ServerOptions, Session, SessionPool};
 use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
@@ -94,6 +94,10 @@ pub struct ReplicaServerConfig {
     /// A planted bug, only for showing that `pegasus chaos` catches it: primaries ignore
     /// their lease (serve reads and stay primary after it lapsed). Never set it otherwise.
     pub planted_bug_ignore_lease: bool,
+    /// Test-only: allow arming fail points (log append/fsync EIO, store corruption) with
+    /// `POST /failpoint?name=<point>&times=<n>` on the admin port (`pegasus chaos
+    /// --nemesis fail-point`). Never set it otherwise.
+    pub enable_fail_points: bool,
 }
 
 impl Default for ReplicaServerConfig {
@@ -115,6 +119,7 @@ impl Default for ReplicaServerConfig {
             log_segment_bytes: 32 << 20,
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
+            enable_fail_points: false,
         }
     }
 }
@@ -500,6 +505,9 @@ impl ReplicaServer {
             },
             lease: Mutex::new(None),
         });
+        if opts.config.enable_fail_points {
+            crate::failpoint::GLOBAL.enable();
+        }
         // Counters that only move on rare events exist from the start (dashboards, alerts).
         metrics::counter!("pegasus_replica_learn_bytes_total").increment(0);
         metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(0);
@@ -685,6 +693,9 @@ impl ReplicaServer {
                     None => match &env.msg {
                         PeerMessage::AddLearner { config, .. } => self
                             .open_replica(env.gpid, Some((config.clone(), app_hint(env.gpid))))
+                            .map_err(|e| {
+                                tracing::warn!("replica {:?}: cannot open to learn: {e}", env.gpid)
+                            })
                             .ok(),
                         _ => None,
                     },
@@ -858,7 +869,9 @@ impl ReplicaServer {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = replica.send(Input::Write { update, reply: tx });
         let resp = if sent {
-            rx.await.map_err(|_| ErrorCode::InvalidState)
+            // Dropped unanswered: the replica went away, perhaps after proposing it — an
+            // unknown outcome, not a refusal the client would retry.
+            rx.await.map_err(|_| ErrorCode::Timeout)
         } else {
             Err(ErrorCode::InvalidState)
         };
@@ -1043,7 +1056,53 @@ impl HttpService for ReplicaHttp {
                     .collect();
                 HttpResponse::json(serde_json::Value::Array(list).to_string())
             }
+            "/failpoint" => HttpResponse::json(crate::failpoint::GLOBAL.status_json()),
             _ => HttpResponse::error(404, "not found; GET / lists the paths"),
+        }
+    }
+
+    /// `POST /failpoint?name=<point>&times=<n>` arms a fail point (`name=off` disarms all);
+    /// refused unless the server runs with `enable_fail_points`.
+    fn post(&self, path: &str, query: &str) -> HttpResponse {
+        use crate::failpoint::{FailPoint, GLOBAL};
+        if path != "/failpoint" {
+            return HttpResponse::error(405, "only /failpoint takes POST");
+        }
+        let name = query_param(query, "name").unwrap_or_default();
+        if name == "off" {
+            GLOBAL.disarm_all();
+            pegasus_rpc::set_send_delay(0, 0);
+            return HttpResponse::json(GLOBAL.status_json());
+        }
+        let number = |key: &str, default: u32| match query_param(query, key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| HttpResponse::error(400, &format!("{key} must be a number"))),
+        };
+        if name == "net_delay" {
+            if !GLOBAL.enabled() {
+                return HttpResponse::error(403, "fail points are off");
+            }
+            return match (number("ms", 75), number("jitter", 0)) {
+                (Ok(ms), Ok(jitter)) => {
+                    pegasus_rpc::set_send_delay(ms, jitter);
+                    HttpResponse::json(format!("{{\"net_delay_ms\":{ms},\"jitter_ms\":{jitter}}}"))
+                }
+                (Err(e), _) | (_, Err(e)) => e,
+            };
+        }
+        let point = match name.parse::<FailPoint>() {
+            Ok(p) => p,
+            Err(e) => return HttpResponse::error(400, &e),
+        };
+        let times = match number("times", 1) {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        match GLOBAL.arm(point, times) {
+            Ok(()) => HttpResponse::json(GLOBAL.status_json()),
+            Err(e) => HttpResponse::error(403, &e),
         }
     }
 }

@@ -169,7 +169,10 @@ pub fn open(
             },
             fresh: true,
             app,
-            data: "data".into(),
+            // A name of its own, not `data`: RocksDB refuses to open a path this process
+            // still holds open, and the failed copy this one replaces may still be closing
+            // (readers, a learner task) under the same path, now moved aside.
+            data: format!("data.0.{}", super::wall_ms()),
         };
         layout::write_init(&dir, &info)?;
         info
@@ -363,7 +366,7 @@ impl Actor {
                     "replica {:?} is in error: it will be rebuilt",
                     self.shared.gpid
                 );
-                self.fail_clients(ErrorCode::InvalidState);
+                self.fail_clients();
                 return Exit::Failed;
             }
             self.maybe_checkpoint(now);
@@ -373,16 +376,21 @@ impl Actor {
     }
 
     fn close(&mut self) -> Exit {
-        self.fail_clients(ErrorCode::InvalidState);
+        self.fail_clients();
         let _ = self.log.flush();
         let _ = self.store.engine().flush();
         self.persist();
         Exit::Closed
     }
 
-    fn fail_clients(&mut self, code: ErrorCode) {
+    /// Answers every write still waiting here when the replica fails or closes. They may
+    /// have been proposed, and a proposed write can still commit under the next primary,
+    /// so the answer is `ERR_TIMEOUT` (outcome unknown), never a refusal: a client retries
+    /// a refused write, and a retried write that had committed is applied twice (found by
+    /// `pegasus chaos --nemesis fail-point`, seed 15).
+    fn fail_clients(&mut self) {
         for (_, c) in self.clients.drain() {
-            let _ = c.send(Err(code));
+            let _ = c.send(Err(ErrorCode::Timeout));
         }
     }
 
@@ -531,6 +539,13 @@ impl Actor {
     }
 
     fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
+        if self.core.status() == Status::Error {
+            // An earlier decree of this round failed to apply: the store has a hole and
+            // is about to be discarded. Applying later decrees onto it would compute their
+            // answers (incr, check_and_set) from a wrong state; their clients are left to
+            // `fail_clients` (outcome unknown — the group did commit them).
+            return;
+        }
         metrics::counter!("pegasus_replica_committed_mutations_total").increment(1);
         let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
         if writes.len() != m.updates.len() {
@@ -542,7 +557,14 @@ impl Actor {
             self.event(Event::LocalError);
             return;
         }
-        match self.store.apply(m.decree, m.timestamp_us, &writes) {
+        let applied = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageWrite) {
+            Err(pegasus_storage::StorageError::Corruption(
+                "fail point storage_write: injected corruption".into(),
+            ))
+        } else {
+            self.store.apply(m.decree, m.timestamp_us, &writes)
+        };
+        match applied {
             Ok(responses) => {
                 for (c, resp) in clients.into_iter().zip(responses) {
                     if let Some(r) = self.clients.remove(&c) {
