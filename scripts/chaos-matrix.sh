@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs rows of the reliability matrix (RELIABILITY.md) with `pegasus chaos`, each for
 # DURATION seconds (default 600), PARALLEL at a time (default 1; 2 shares the two cores
-# between two runs, which RELIABILITY.md then says). Results: OUT/<row>/report.md and
+# between two runs, which RELIABILITY.md then says), ports from BASE_PORT (27601). Results: OUT/<row>/report.md and
 # report.jsonl, OUT/<row>.log, and one summary line per row in OUT/summary.txt.
 #
 #   scripts/chaos-matrix.sh                 # every row this build can run
 #   scripts/chaos-matrix.sh 7 8 9           # some rows
 #   DURATION=120 PARALLEL=2 scripts/chaos-matrix.sh
+#
+# Row 5 (power loss) is a simulator row: `pegasus sim --power-loss --seeds 1..15001`.
 #
 # Needs root for nftables (partitions) and mount (the disk-full tmpfs); setup.sh installs
 # nftables and libfaketime.
@@ -16,6 +18,8 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-600}"
 PARALLEL="${PARALLEL:-1}"
 OUT="${OUT:-$here/target/chaos-matrix}"
+# Slot i of a run uses ports from BASE_PORT + 1000 * i (two matrices at once need two bases).
+BASE_PORT="${BASE_PORT:-27601}"
 target="${CARGO_TARGET_DIR:-$here/target}"
 
 # row -> "seed|arguments"
@@ -29,8 +33,10 @@ declare -A ROWS=(
   [7]="47|--nemesis partition-primary-meta"
   [8]="48|--nemesis partition-secondary"
   [9]="49|--nemesis partition-metas"
+  [10]="50|--nemesis net-drop,net-delay,net-flap"
   [12]="52|--nemesis pause-primary,partition-primary-meta,isolate-node --skew replica1=+0_x0.8 --skew meta1=+1d"
   [13]="53|--nemesis disk-full"
+  [14]="54|--nemesis fail-point"
   [15]="55|--nemesis torn-tail"
   [16]="56|--nemesis corrupt-log"
 )
@@ -54,7 +60,7 @@ run_row() {
     return
   fi
   local seed="${spec%%|*}" args="${spec#*|}"
-  local port=$((27601 + 1000 * slot))
+  local port=$((BASE_PORT + 1000 * slot))
   # FAKETIME values contain a space; the table writes it as '_'.
   local -a argv=()
   for a in $args; do argv+=("${a//_/ }"); done

@@ -149,6 +149,9 @@ pub struct Report {
     pub acked_writes: u64,
     /// Acknowledged kill-test writes missing or wrong (while running or at the end).
     pub acked_writes_lost: u64,
+    /// Acknowledged kill-test writes the final read-back could not read (unavailable):
+    /// not shown lost, not shown kept — a failure of the run.
+    pub acked_writes_unverified: u64,
     /// Registers whose history is not linearizable.
     pub lin_violations: u64,
     /// Registers the checker could not decide within its budget (a failure, not a pass).
@@ -189,6 +192,7 @@ impl Report {
     /// Whether the run found nothing wrong.
     pub fn passed(&self) -> bool {
         self.acked_writes_lost == 0
+            && self.acked_writes_unverified == 0
             && self.lin_violations == 0
             && self.lin_unknown == 0
             && self.liveness
@@ -218,7 +222,7 @@ impl Report {
                 .join(", ")
         };
         let mut s = format!(
-            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
+            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}; acknowledged writes not readable at the end: {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
             self.seed,
             self.nemeses.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.planted_ignore_lease,
@@ -227,6 +231,7 @@ impl Report {
             self.ops_ok,
             self.ops_fail,
             self.ops_info,
+            self.acked_writes_unverified,
             self.liveness,
             self.recovery_ms.map_or("-".into(), |m| m.to_string()),
             self.longest_unavailable_ms,
@@ -644,7 +649,9 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             );
         }
     }
-    let lost_final = workload::verify_all(&kill_table, &no_loss).await;
+    // Bounded: a partition left unavailable must not stretch the read-back to hours.
+    let verified = workload::verify_all(&kill_table, &no_loss, Duration::from_secs(300)).await;
+    let lost_final = verified.lost;
     let lost_during = no_loss.lost_during.lock().map(|l| l.len()).unwrap_or(0);
     let acked_writes = no_loss.acked.lock().map(|a| a.len() as u64).unwrap_or(0);
 
@@ -713,6 +720,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         ops_info: load(&c.info),
         acked_writes,
         acked_writes_lost: (lost_final.len() + lost_during) as u64,
+        acked_writes_unverified: verified.unverified,
         lin_violations: violating_keys.len() as u64,
         lin_unknown: unknown,
         violating_keys,

@@ -335,27 +335,45 @@ pub async fn no_loss(
 
 /// After heal: reads every acknowledged id back (32 at a time); returns the ids missing or
 /// wrong, or unreadable after five tries.
-pub async fn verify_all(table: &Table, state: &NoLoss) -> Vec<u64> {
+pub async fn verify_all(table: &Table, state: &NoLoss, within: Duration) -> Verified {
     use futures::StreamExt;
+    let deadline = Instant::now() + within;
     let ids: Vec<u64> = state.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let checks = futures::stream::iter(ids).map(|id| {
         let table = table.clone();
         async move {
             let (hk, sk, v) = kill_test_record(id);
             for _ in 0..5 {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 match table.get(hk.as_bytes(), sk.as_bytes()).await {
-                    Ok(got) => return (id, got.as_deref() == Some(v.as_bytes())),
+                    Ok(got) => return (id, Some(got.as_deref() == Some(v.as_bytes()))),
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
-            (id, false)
+            (id, None)
         }
     });
-    let mut lost: Vec<u64> = checks
-        .buffer_unordered(32)
-        .filter_map(|(id, ok)| async move { (!ok).then_some(id) })
-        .collect()
-        .await;
+    let outcomes: Vec<(u64, Option<bool>)> = checks.buffer_unordered(32).collect().await;
+    let mut lost: Vec<u64> = outcomes
+        .iter()
+        .filter(|(_, ok)| *ok == Some(false))
+        .map(|(id, _)| *id)
+        .collect();
     lost.sort_unstable();
-    lost
+    Verified {
+        lost,
+        unverified: outcomes.iter().filter(|(_, ok)| ok.is_none()).count() as u64,
+    }
+}
+
+/// What the final read-back found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Acknowledged ids read back missing or wrong.
+    pub lost: Vec<u64>,
+    /// Acknowledged ids that could not be read (their partition unavailable, or the time
+    /// ran out): neither lost nor confirmed.
+    pub unverified: u64,
 }

@@ -238,6 +238,9 @@ pub struct ClusterView {
     pub drop_time_ms: BTreeMap<NodeId, u64>,
     /// What nodes report about their copy of this partition.
     pub replica_info: BTreeMap<NodeId, ReplicaInfo>,
+    /// Nodes whose current list of replicas meta holds: one of them without an entry in
+    /// `replica_info` has no copy of this partition (it failed and was set aside).
+    pub reported: BTreeSet<NodeId>,
 }
 
 /// Guardian settings (`[meta_server]`).
@@ -377,7 +380,18 @@ fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
         .chain(pc.secondaries.iter())
         .copied()
         .collect();
-    let info = |n: &NodeId| view.replica_info.get(n).copied();
+    // A node that reported its replicas without this partition holds nothing of it: its
+    // copy failed and was set aside, and waiting for it would wait forever. It counts as
+    // an empty copy, exactly as if it had been recreated empty.
+    let info = |n: &NodeId| {
+        view.replica_info.get(n).copied().or_else(|| {
+            view.reported.contains(n).then_some(ReplicaInfo {
+                ballot: 0,
+                last_committed: 0,
+                last_prepared: 0,
+            })
+        })
+    };
     let safe = |n: NodeId, i: ReplicaInfo| -> Cure {
         if pc.ballot > 0 && i.last_prepared < pc.last_committed_decree {
             Cure::NeedOperator(format!(

@@ -1311,6 +1311,7 @@ impl MetaServer {
 
     fn cure_all(&self, now: Instant) {
         let alive = self.alive_nodes(now);
+        let reported: BTreeSet<NodeId> = self.fd().reports.keys().copied().collect();
         let reports: BTreeMap<(Gpid, NodeId), ReplicaInfo> = {
             let fd = self.fd();
             fd.reports
@@ -1362,6 +1363,7 @@ impl MetaServer {
                 replicas: replicas.clone(),
                 now_ms: wall,
                 drop_time_ms: drop_ms,
+                reported: reported.clone(),
                 replica_info: reports
                     .range((pc.gpid, NodeId(0))..=(pc.gpid, NodeId(u64::MAX)))
                     .map(|((_, n), i)| (*n, *i))

@@ -378,6 +378,26 @@ fn all_dead_rule_picks_the_most_advanced_of_the_last_two() {
             Cure::Nothing,
         ),
         (
+            "one that reported without a copy (set aside after a failure) counts as empty",
+            dead.clone(),
+            {
+                let mut v = with(&[(2, info(8, 10, 12))], &[2, 3]);
+                v.reported = [n(2), n(3)].into_iter().collect();
+                v
+            },
+            propose(2, ConfigType::AssignPrimary, 2),
+        ),
+        (
+            "and two without copies still need an operator",
+            dead.clone(),
+            {
+                let mut v = with(&[], &[2, 3]);
+                v.reported = [n(2), n(3)].into_iter().collect();
+                v
+            },
+            Cure::NeedOperator("n3 holds decrees up to 0, but 10 were committed".into()),
+        ),
+        (
             "a candidate missing committed decrees needs an operator",
             dead.clone(),
             with(&[(2, info(8, 5, 6)), (3, info(8, 5, 7))], &[2, 3]),
