@@ -358,6 +358,9 @@ pub struct Replica {
     /// Created empty (a new or rebuilt replica): it holds no history, so it must never
     /// become primary of a partition that has one (ballot > 0) before it learns.
     fresh: bool,
+    /// Its log lost a torn tail on restart: it may have acknowledged records it no longer
+    /// holds, so it must not reassert itself as primary from its own state.
+    torn_tail: bool,
     /// The largest ballot of any mutation this replica holds or logged.
     data_ballot: Ballot,
 }
@@ -406,6 +409,7 @@ impl Replica {
             installing: false,
             deferred_commit: 0,
             fresh: false,
+            torn_tail: false,
             data_ballot,
         }
     }
@@ -414,6 +418,16 @@ impl Replica {
     /// primary only of a partition that never had members, and otherwise must learn first.
     pub fn mark_fresh(&mut self) {
         self.fresh = true;
+    }
+
+    /// Marks a replica whose log replay cut a torn tail. A crash mid-write tears only what
+    /// was never acknowledged, but a disk that loses synced bytes tears what was: such a
+    /// replica, still listed as primary, asks meta to drop it rather than reasserting
+    /// itself under a new ballot (meta then promotes a secondary, which holds every
+    /// committed decree); as a secondary it re-learns anyway. Meta may still choose it when
+    /// every copy is dead (the all-dead rule compares what each copy reports).
+    pub fn mark_torn_tail(&mut self) {
+        self.torn_tail = true;
     }
 
     /// The largest ballot among the mutations this replica holds: what it reports to meta for
@@ -1099,8 +1113,9 @@ impl Replica {
                 self.status = Status::Primary;
                 self.fresh = false;
                 self.become_primary(out);
-            } else if self.fresh && self.config.ballot > 0 {
-                // Listed as primary but holding nothing (rebuilt empty): have meta remove us.
+            } else if (self.fresh || self.torn_tail) && self.config.ballot > 0 {
+                // Listed as primary but holding nothing (rebuilt empty), or perhaps not all
+                // we acknowledged (torn log tail): have meta remove us.
                 self.status = Status::Inactive;
                 let mut next = self.config.clone();
                 next.primary = None;
@@ -1805,6 +1820,28 @@ mod tests {
             first, second,
             "a learner that finished round {first} must not take it for the new one"
         );
+    }
+
+    #[test]
+    fn a_restarted_primary_that_cut_a_torn_log_tail_asks_to_be_dropped_not_reinstated() {
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            config(2, &[S]),
+            0,
+            Vec::new(),
+        );
+        r.mark_torn_tail();
+        let out = r.handle(Event::Config(config(3, &[S])));
+        let kinds: Vec<ConfigType> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::RequestConfig { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, vec![ConfigType::DowngradeToInactive], "{out:?}");
+        assert_ne!(r.status(), Status::Primary);
     }
 
     #[test]

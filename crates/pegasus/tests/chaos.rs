@@ -137,9 +137,10 @@ fn seeded_smoke_run_under_fail_points_and_a_lossy_slow_flapping_network_loses_no
     // The faults were installed, not skipped (fail points need the test-only switch the
     // harness sets; drops need nftables).
     assert!(
-        schedule
-            .iter()
-            .all(|e| !e["fault"].as_str().unwrap_or_default().starts_with("skipped")),
+        schedule.iter().all(|e| !e["fault"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("skipped")),
         "{schedule:#?}"
     );
 }

@@ -199,15 +199,16 @@ pub fn open(
         },
     )
     .map_err(storage_error)?;
+    let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
+    if init.fresh {
+        core.mark_fresh();
+    }
     if report.truncated_bytes > 0 {
         tracing::warn!(
             "replica {gpid:?}: cut {} bytes of torn mutation-log tail",
             report.truncated_bytes
         );
-    }
-    let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
-    if init.fresh {
-        core.mark_fresh();
+        core.mark_torn_tail();
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
