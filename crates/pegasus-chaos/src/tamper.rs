@@ -30,6 +30,13 @@ pub fn plog_dirs(data_dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// The partition index of a `<data>/replica/<app>.<pidx>.pegasus/plog` directory.
+pub fn partition_of_plog(plog: &Path) -> Option<usize> {
+    let name = plog.parent()?.file_name()?.to_str()?;
+    let rest = name.strip_suffix(".pegasus")?;
+    rest.split_once('.')?.1.parse().ok()
+}
+
 /// Segments of one log, oldest first.
 fn segments(plog: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(plog) else {
@@ -161,6 +168,16 @@ mod tests {
 
     fn crc32(b: &[u8]) -> u32 {
         b.iter().map(|x| u32::from(*x)).sum()
+    }
+
+    #[test]
+    fn plog_directories_name_their_partition() {
+        let p = Path::new("/d/replica/1.12.pegasus/plog");
+        assert_eq!(partition_of_plog(p), Some(12));
+        assert_eq!(
+            partition_of_plog(Path::new("/d/replica/1.3.1700.err/plog")),
+            None
+        );
     }
 
     #[test]
