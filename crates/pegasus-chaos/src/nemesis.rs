@@ -80,19 +80,6 @@ const ALL: [(Nemesis, &str); 17] = [
 ];
 
 impl Nemesis {
-    /// Whether this nemesis cuts links with nftables (the run needs a node per address).
-    pub fn partitions(self) -> bool {
-        matches!(
-            self,
-            Self::PartitionPrimaryMeta
-                | Self::PartitionSecondary
-                | Self::PartitionMetas
-                | Self::IsolateNode
-                | Self::NetDrop
-                | Self::NetFlap
-        )
-    }
-
     /// Whether this nemesis arms fail points (the run enables them).
     pub fn arms_fail_points(self) -> bool {
         matches!(self, Self::FailPoint | Self::NetDelay)
@@ -231,8 +218,27 @@ async fn random_pair(
     Some((*pidx, *primary, *secondary))
 }
 
-fn ip(addr: SocketAddr) -> IpAddr {
-    addr.ip()
+/// Every link between `node` and the other nodes of the cluster.
+fn links_of(cluster: &Cluster, node: SocketAddr) -> Vec<(IpAddr, IpAddr)> {
+    cluster
+        .metas
+        .iter()
+        .chain(cluster.replicas.iter())
+        .filter(|a| **a != node)
+        .map(|a| (node.ip(), a.ip()))
+        .collect()
+}
+
+/// `POST /failpoint?<query>` to a replica server: `None` when it does not answer (it is
+/// down), else whether it accepted, with the status line of a refusal.
+fn post_failpoint(addr: SocketAddr, query: &str) -> Option<std::result::Result<(), String>> {
+    let answer = http_request(addr, "POST", &format!("/failpoint?{query}"))?;
+    let status = answer.lines().next().unwrap_or_default();
+    Some(if status.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(status.to_string())
+    })
 }
 
 /// Installs `nemesis`.
@@ -290,7 +296,7 @@ pub async fn install(
                 return skipped("primary address unknown");
             };
             let pairs: Vec<(IpAddr, IpAddr)> =
-                cluster.metas.iter().map(|m| (ip(node), ip(*m))).collect();
+                cluster.metas.iter().map(|m| (node.ip(), m.ip())).collect();
             firewall.cut(&pairs)?;
             Ok(Fault::Partitioned {
                 what: format!("cut {instance} (primary of partition {pidx}) <-/-> every meta"),
@@ -301,7 +307,7 @@ pub async fn install(
             let Some((pidx, primary, secondary)) = random_pair(client, rng).await else {
                 return skipped("no partition with a secondary");
             };
-            firewall.cut(&[(ip(primary), ip(secondary))])?;
+            firewall.cut(&[(primary.ip(), secondary.ip())])?;
             let name = |a| cluster.instance_of(a).unwrap_or_else(|| a.to_string());
             Ok(Fault::Partitioned {
                 what: format!(
@@ -323,7 +329,7 @@ pub async fn install(
                 .and_then(|a| metas.iter().position(|m| *m == a))
                 .unwrap_or(0);
             let others: Vec<usize> = (0..metas.len()).filter(|i| *i != leader).collect();
-            let pick = |i: usize| metas.get(i).copied().map(ip);
+            let pick = |i: usize| metas.get(i).map(SocketAddr::ip);
             let (what, cut): (String, Vec<(usize, usize)>) = match rng.random_range(0..3) {
                 0 => (
                     format!("cut meta{} (leader) alone", leader + 1),
@@ -373,14 +379,7 @@ pub async fn install(
                     .iter()
                     .position(|p| p.primary.to_socket_addr() == Some(node))
             });
-            let pairs: Vec<(IpAddr, IpAddr)> = cluster
-                .metas
-                .iter()
-                .chain(cluster.replicas.iter())
-                .filter(|a| **a != node)
-                .map(|a| (ip(node), ip(*a)))
-                .collect();
-            firewall.cut(&pairs)?;
+            firewall.cut(&links_of(cluster, node))?;
             Ok(Fault::Partitioned {
                 what: format!("cut {name} <-/-> every other node"),
                 primary_of,
@@ -419,10 +418,7 @@ pub async fn install(
                 let Some(addr) = cluster.addr_of(&name) else {
                     continue;
                 };
-                let answer =
-                    http_request(addr, "POST", "/failpoint?name=net_delay&ms=75&jitter=50")
-                        .unwrap_or_default();
-                if answer.starts_with("HTTP/1.1 200") {
+                if post_failpoint(addr, "name=net_delay&ms=75&jitter=50") == Some(Ok(())) {
                     delayed.push(name);
                 }
             }
@@ -436,13 +432,7 @@ pub async fn install(
             let Some(node) = cluster.addr_of(&name) else {
                 return skipped("address unknown");
             };
-            let pairs: Vec<(IpAddr, IpAddr)> = cluster
-                .metas
-                .iter()
-                .chain(cluster.replicas.iter())
-                .filter(|a| **a != node)
-                .map(|a| (node.ip(), a.ip()))
-                .collect();
+            let pairs = links_of(cluster, node);
             firewall.cut(&pairs)?;
             Ok(Fault::Flapping {
                 instance: name,
@@ -459,17 +449,10 @@ pub async fn install(
                 .copied()
                 .unwrap_or("plog_sync");
             let times = rng.random_range(1..=3);
-            let answer = http_request(
-                addr,
-                "POST",
-                &format!("/failpoint?name={point}&times={times}"),
-            )
-            .unwrap_or_default();
-            if !answer.starts_with("HTTP/1.1 200") {
-                return skipped(&format!(
-                    "arming refused: {}",
-                    answer.lines().next().unwrap_or("no answer")
-                ));
+            match post_failpoint(addr, &format!("name={point}&times={times}")) {
+                Some(Ok(())) => {}
+                Some(Err(status)) => return skipped(&format!("arming refused: {status}")),
+                None => return skipped("arming: no answer"),
             }
             Ok(Fault::Armed {
                 instance: name,
@@ -672,7 +655,7 @@ pub fn heal(fault: &Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result
             for name in names {
                 if let Some(addr) = cluster.addr_of(name) {
                     // A server restarted meanwhile has no delay; nothing else to undo.
-                    let _ = http_request(addr, "POST", "/failpoint?name=off");
+                    let _ = post_failpoint(addr, "name=off");
                 }
             }
             Ok(())
@@ -683,10 +666,9 @@ pub fn heal(fault: &Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result
                 .addr_of(instance)
                 .ok_or_else(|| ChaosError::Cluster(format!("no address for {instance}")))?;
             // A server killed meanwhile has nothing armed; any other failure is one.
-            match http_request(addr, "POST", "/failpoint?name=off") {
-                Some(a) if !a.starts_with("HTTP/1.1 200") => Err(ChaosError::Cluster(format!(
-                    "disarming {instance}: {}",
-                    a.lines().next().unwrap_or_default()
+            match post_failpoint(addr, "name=off") {
+                Some(Err(status)) => Err(ChaosError::Cluster(format!(
+                    "disarming {instance}: {status}"
                 ))),
                 _ => Ok(()),
             }

@@ -1311,10 +1311,12 @@ impl MetaServer {
 
     fn cure_all(&self, now: Instant) {
         let alive = self.alive_nodes(now);
-        let reported: BTreeSet<NodeId> = self.fd().reports.keys().copied().collect();
-        let reports: BTreeMap<(Gpid, NodeId), ReplicaInfo> = {
+        // One snapshot of the reports: which nodes reported, and what each holds.
+        let (reported, reports): (BTreeSet<NodeId>, BTreeMap<(Gpid, NodeId), ReplicaInfo>) = {
             let fd = self.fd();
-            fd.reports
+            let reported = fd.reports.keys().copied().collect();
+            let held = fd
+                .reports
                 .iter()
                 .flat_map(|(n, rs)| {
                     rs.iter().map(|r| {
@@ -1328,7 +1330,8 @@ impl MetaServer {
                         )
                     })
                 })
-                .collect()
+                .collect();
+            (reported, held)
         };
         let partitions: Vec<(PartitionConfig, BTreeMap<NodeId, u64>)> = self.read(|s| {
             s.apps
