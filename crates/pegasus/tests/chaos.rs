@@ -177,9 +177,7 @@ fn paused_primary_serves_no_stale_read_and_a_planted_lease_bug_is_caught() {
         "{:#}",
         planted.report
     );
-    assert!(
-        planted.report["stale_reads"].as_u64().unwrap() >= 1,
-        "{:#}",
-        planted.report
-    );
+    // Not asserted: `stale_reads >= 1`. The stale-read count is conservative (a read of a
+    // value an incr produced is not judged), and which value a probe reads back depends on
+    // timing; one CI run caught the violation with the count at 0.
 }
