@@ -444,8 +444,10 @@ pub async fn install(
             let Some(addr) = cluster.addr_of(&name) else {
                 return skipped("address unknown");
             };
-            let point = ["plog_append", "plog_sync", "storage_write"]
-                .get(rng.random_range(0..3))
+            const POINTS: [&str; 4] =
+                ["plog_append", "plog_sync", "storage_write", "replica_panic"];
+            let point = POINTS
+                .get(rng.random_range(0..POINTS.len()))
                 .copied()
                 .unwrap_or("plog_sync");
             let times = rng.random_range(1..=3);

@@ -15,6 +15,17 @@
 //! * Reads need a valid lease (from beacons acknowledged by meta; the lease is shorter than
 //!   meta's grace period) — a paused primary cannot serve a stale read after it resumes.
 //! * A local I/O error or a protocol anomaly moves this replica to `Error`; it never panics.
+//! * Mutation timestamps are wall-clock time (Unix µs), an input separate from the monotonic
+//!   tick that drives leases and timers. A primary stamps `max(wall clock, largest timestamp
+//!   it holds + 1)`, so timestamps strictly increase with decrees, across primaries too
+//!   (PacificA: a new primary holds every committed mutation); every replica applies the
+//!   primary's stamp.
+//! * Values from the wire are checked before use: ballots and decrees beyond
+//!   [`MAX_BALLOT`] / [`MAX_DECREE`] or negative are ignored, a prepare may open at most
+//!   `max_prepare_gap` decrees past what this replica holds, and every arithmetic on them is
+//!   saturating (the module denies `clippy::arithmetic_side_effects`).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -23,6 +34,21 @@ use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
 use pegasus_core::ids::{Ballot, Decree};
 
 use crate::mutation::Mutation;
+
+/// The largest ballot a replica accepts from a message or from meta. Meta raises a ballot by
+/// one per configuration change, so a real one is many orders of magnitude below; anything
+/// near `i64::MAX` is corrupt or hostile, and refusing it keeps `ballot + 1` exact.
+pub const MAX_BALLOT: Ballot = 1 << 48;
+
+/// The largest decree a replica accepts from a message (2^48 decrees is ~9000 years at a
+/// million mutations per second).
+pub const MAX_DECREE: Decree = 1 << 48;
+
+/// The largest mutation or checkpoint timestamp a replica accepts from a message (Unix µs,
+/// ~146 000 years). Fuzz finding (`replica_events`): a timestamp near `u64::MAX` from the
+/// wire was held, and a primary's stamp (`largest held + 1`) saturated, repeating one
+/// timestamp for every later mutation; refusing it keeps the `+ 1` exact.
+pub const MAX_TIMESTAMP_US: u64 = 1 << 62;
 
 /// Settings (`[replication]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +67,10 @@ pub struct ReplicaOptions {
     pub meta_retry_ms: u64,
     /// Fewest members (primary included) that may commit (`mutation_2pc_min_replica_count`).
     pub min_2pc_replicas: usize,
+    /// How far past the last decree it holds a replica accepts a prepare (Pegasus's
+    /// `max_mutation_count_in_prepare_list`): a larger gap can only come from a broken or
+    /// hostile sender, and a new primary fills every hole below its last prepared decree.
+    pub max_prepare_gap: i64,
     /// A planted bug for the chaos harness, never for production: the primary ignores its
     /// lease — it serves reads and keeps acting as primary after the lease lapsed, until a
     /// new configuration demotes it.
@@ -57,6 +87,7 @@ impl Default for ReplicaOptions {
             group_check_interval_ms: 10_000,
             meta_retry_ms: 1000,
             min_2pc_replicas: 2,
+            max_prepare_gap: 5_000,
             planted_ignore_lease: false,
         }
     }
@@ -96,6 +127,9 @@ pub enum Refusal {
 pub struct Checkpoint {
     /// The last decree the checkpoint holds.
     pub decree: Decree,
+    /// The timestamp (Unix µs) of that decree's mutation: a learner that becomes primary
+    /// must stamp later mutations above it.
+    pub timestamp_us: u64,
     /// Storage snapshot.
     pub data: Bytes,
 }
@@ -176,10 +210,12 @@ pub struct LearnResponse {
 /// Inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Time passed (ms, monotonic).
+    /// Time passed.
     Tick {
-        /// Now.
+        /// Now, on the monotonic clock of leases and timers (ms).
         now_ms: u64,
+        /// Now, on the wall clock (Unix µs): what new mutations are stamped with.
+        wall_us: u64,
     },
     /// A client write (encoded), with an id the runtime uses to reply.
     ClientWrite {
@@ -363,6 +399,12 @@ pub struct Replica {
     torn_tail: bool,
     /// The largest ballot of any mutation this replica holds or logged.
     data_ballot: Ballot,
+    /// The wall clock at the last tick (Unix µs).
+    wall_us: u64,
+    /// The largest mutation timestamp this replica holds, logged or applied (Unix µs).
+    last_timestamp_us: u64,
+    /// The timestamp of the last committed mutation (Unix µs; 0 if unknown).
+    committed_timestamp_us: u64,
 }
 
 impl Replica {
@@ -378,6 +420,7 @@ impl Replica {
         logged: Vec<Mutation>,
     ) -> Self {
         let data_ballot = logged.iter().map(|m| m.ballot).max().unwrap_or(0);
+        let last_timestamp_us = logged.iter().map(|m| m.timestamp_us).max().unwrap_or(0);
         config.ballot = config.ballot.max(data_ballot);
         let mut log = BTreeMap::new();
         let mut durable = BTreeSet::new();
@@ -411,7 +454,30 @@ impl Replica {
             fresh: false,
             torn_tail: false,
             data_ballot,
+            wall_us: 0,
+            last_timestamp_us,
+            committed_timestamp_us: 0,
         }
+    }
+
+    /// Tells the replica the timestamp of the last mutation its storage applied (the log
+    /// may no longer hold it): mutations it proposes as primary are stamped after it.
+    pub fn observe_timestamp(&mut self, applied_us: u64) {
+        self.last_timestamp_us = self.last_timestamp_us.max(applied_us);
+        self.committed_timestamp_us = self.committed_timestamp_us.max(applied_us);
+    }
+
+    /// The largest mutation timestamp this replica holds (Unix µs).
+    pub fn last_timestamp_us(&self) -> u64 {
+        self.last_timestamp_us
+    }
+
+    /// The timestamp of a mutation this primary creates now: wall-clock time, but never at
+    /// or below one it already holds (another primary's clock may have been ahead).
+    fn stamp(&mut self) -> u64 {
+        let ts = self.wall_us.max(self.last_timestamp_us.saturating_add(1));
+        self.last_timestamp_us = ts;
+        ts
     }
 
     /// Marks a replica the runtime just created empty (no directory before): it may become
@@ -499,6 +565,15 @@ impl Replica {
     /// Handles one event.
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
+        if !event_in_range(&event) {
+            // Corrupt or hostile: a ballot or decree no real group produces. Dropped like a
+            // lost message (the sender, if real, times out and is removed).
+            tracing::warn!(
+                "replica {:?}: ignoring an event with an out-of-range ballot or decree",
+                self.config.gpid
+            );
+            return out;
+        }
         if self.status == Status::Error {
             let clients = match event {
                 Event::ClientWrite { id, .. } => vec![id],
@@ -514,7 +589,10 @@ impl Replica {
             return out;
         }
         match event {
-            Event::Tick { now_ms } => self.on_tick(now_ms, &mut out),
+            Event::Tick { now_ms, wall_us } => {
+                self.wall_us = self.wall_us.max(wall_us);
+                self.on_tick(now_ms, &mut out);
+            }
             Event::ClientWrite { id, update } => {
                 self.on_client_writes(vec![(id, update)], &mut out);
             }
@@ -562,7 +640,7 @@ impl Replica {
             // Meta must hear it from us: remove ourselves.
             let mut next = self.config.clone();
             next.primary = None;
-            next.ballot += 1;
+            next.ballot = next.ballot.saturating_add(1);
             out.push(Action::RequestConfig {
                 kind: ConfigType::DowngradeToInactive,
                 node: self.me,
@@ -674,7 +752,7 @@ impl Replica {
         if self.config.secondaries.contains(&node) && self.config_request.is_none() {
             let mut next = self.config.clone();
             next.secondaries.retain(|n| *n != node);
-            next.ballot += 1;
+            next.ballot = next.ballot.saturating_add(1);
             self.request_config(ConfigType::DowngradeToInactive, node, next, out);
         }
     }
@@ -702,7 +780,7 @@ impl Replica {
         }
         let refusal = if self.status != Status::Primary {
             Some(Refusal::NotPrimary)
-        } else if self.config.secondaries.len() + 1 < self.opts.min_2pc_replicas {
+        } else if self.config.secondaries.len().saturating_add(1) < self.opts.min_2pc_replicas {
             Some(Refusal::NotEnoughMembers)
         } else {
             None
@@ -720,18 +798,20 @@ impl Replica {
 
     /// Turns queued writes into mutations while the 2PC window has room.
     fn propose(&mut self, out: &mut Vec<Action>) {
+        // No stamp before the first tick brought the wall clock: writes wait in the queue.
         while self.status == Status::Primary
+            && self.wall_us > 0
             && !self.queue.is_empty()
-            && self.last_prepared() - self.committed < self.opts.staleness_for_commit
+            && self.last_prepared().saturating_sub(self.committed) < self.opts.staleness_for_commit
         {
             let n = self.queue.len().min(self.opts.max_batch);
             let (clients, updates): (Vec<u64>, Vec<Bytes>) = self.queue.drain(..n).unzip();
-            let decree = self.last_prepared() + 1;
+            let decree = self.last_prepared().saturating_add(1);
             let m = Mutation {
                 ballot: self.config.ballot,
                 decree,
                 last_committed: self.committed,
-                timestamp_us: self.now_ms.saturating_mul(1000),
+                timestamp_us: self.stamp(),
                 updates,
             };
             self.start_2pc(m, clients, out);
@@ -741,7 +821,8 @@ impl Replica {
     /// Records `m` as this decree's mutation and asks the runtime to log it.
     fn append(&mut self, m: Mutation, out: &mut Vec<Action>) {
         self.data_ballot = self.data_ballot.max(m.ballot);
-        self.appended += 1;
+        self.last_timestamp_us = self.last_timestamp_us.max(m.timestamp_us);
+        self.appended = self.appended.saturating_add(1);
         self.unflushed
             .push_back((self.appended, m.decree, m.ballot));
         self.logged.remove(&m.decree);
@@ -811,12 +892,12 @@ impl Replica {
     /// Commits, in order, every decree that is logged and fully acknowledged.
     fn try_commit(&mut self, out: &mut Vec<Action>) {
         loop {
-            let next = self.committed + 1;
+            let next = self.committed.saturating_add(1);
             let ready = match self.status {
                 Status::Primary => {
                     // Nothing commits on fewer copies than the 2PC minimum: a lone primary
                     // waits for a secondary (and re-proposes to it) before committing.
-                    self.config.secondaries.len() + 1 >= self.opts.min_2pc_replicas
+                    self.config.secondaries.len().saturating_add(1) >= self.opts.min_2pc_replicas
                         && self.logged.contains(&next)
                         && self.pending.get(&next).is_some_and(|p| p.acks.is_empty())
                 }
@@ -841,11 +922,13 @@ impl Replica {
                 mutation: m.clone(),
                 clients,
             });
+            self.committed_timestamp_us = m.timestamp_us;
             self.committed = decree;
             self.logged.remove(&decree);
         }
         // Keep a bounded cache of committed mutations for learners.
-        let keep_from = self.committed - self.opts.cache_committed as i64;
+        let keep_from = self.committed
+            .saturating_sub(i64::try_from(self.opts.cache_committed).unwrap_or(i64::MAX));
         while let Some((&d, _)) = self.log.first_key_value() {
             if d > keep_from {
                 break;
@@ -862,8 +945,8 @@ impl Replica {
             self.deferred_commit = self.deferred_commit.max(target);
             return;
         }
-        while self.committed < target && self.logged.contains(&(self.committed + 1)) {
-            self.commit_one(self.committed + 1, Vec::new(), out);
+        while self.committed < target && self.logged.contains(&(self.committed.saturating_add(1))) {
+            self.commit_one(self.committed.saturating_add(1), Vec::new(), out);
         }
     }
 
@@ -969,7 +1052,7 @@ impl Replica {
                 {
                     let mut next = self.config.clone();
                     next.secondaries.push(from);
-                    next.ballot += 1;
+                    next.ballot = next.ballot.saturating_add(1);
                     self.request_config(ConfigType::UpgradeToSecondary, from, next, out);
                 }
             }
@@ -1023,6 +1106,20 @@ impl Replica {
             });
             return;
         }
+        // A secondary is never further behind than the primary's 2PC window plus the
+        // commits it has not heard of yet; a learner's log runs contiguously to the primary's
+        // once its learn response is in. A prepare further out would leave a gap of holes
+        // that a new primary fills one by one: refuse it (`ERR_CAPACITY_EXCEEDED` in
+        // Pegasus), and the primary has this replica removed and re-learned.
+        let base = if self.status == Status::Secondary {
+            self.committed
+        } else {
+            self.last_prepared()
+        };
+        if m.decree > base.saturating_add(self.opts.max_prepare_gap) {
+            out.push(nack(self));
+            return;
+        }
         match self.log.get(&m.decree) {
             Some(old) if old == &m => {
                 // A resend: acknowledge once it is logged.
@@ -1066,7 +1163,7 @@ impl Replica {
         let mut ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
         if self.status == Status::Secondary {
             self.commit_to(last_committed, out);
-            if last_committed > self.committed && !self.logged.contains(&(self.committed + 1)) {
+            if last_committed > self.committed && !self.logged.contains(&(self.committed.saturating_add(1))) {
                 // A gap: the primary committed a decree we never got. We cannot catch up by
                 // prepares; be removed and re-learn.
                 ok = false;
@@ -1119,14 +1216,14 @@ impl Replica {
                 self.status = Status::Inactive;
                 let mut next = self.config.clone();
                 next.primary = None;
-                next.ballot += 1;
+                next.ballot = next.ballot.saturating_add(1);
                 self.request_config(ConfigType::DowngradeToInactive, self.me, next, out);
             } else {
                 // Meta still lists us as primary from before a restart: our log may lack what
                 // we proposed then, so serve only under a new ballot.
                 self.status = Status::Inactive;
                 let mut next = self.config.clone();
-                next.ballot += 1;
+                next.ballot = next.ballot.saturating_add(1);
                 self.request_config(ConfigType::PrimaryForceUpdateBallot, self.me, next, out);
             }
         } else if self.config.secondaries.contains(&self.me) {
@@ -1167,24 +1264,61 @@ impl Replica {
         self.group_check_waiting.clear();
         // Learning signatures start afresh for every primary term and embed its ballot: a
         // restarted primary must never reuse a signature a learner remembers as finished.
-        self.next_signature = (u64::try_from(self.config.ballot).unwrap_or(0) << 32) + 1;
+        self.next_signature = u64::try_from(self.config.ballot).unwrap_or(0).wrapping_shl(32) | 1;
         let last = self.last_prepared();
+        if last.saturating_sub(self.committed) > self.opts.max_prepare_gap {
+            // More uncommitted decrees than any primary lets into 2PC: this state did not
+            // come from a correct group. Filling the holes would be unbounded work.
+            tracing::error!(
+                "replica {:?}: {} uncommitted decrees after {}: refusing to lead",
+                self.config.gpid,
+                last.saturating_sub(self.committed),
+                self.committed
+            );
+            self.fail(out);
+            return;
+        }
         self.read_barrier = last;
         self.last_group_check_ms = 0;
-        for decree in (self.committed + 1)..=last {
-            let m = match self.log.get(&decree) {
+        // Fuzz finding (`replica_events`): a hole is stamped now, above every timestamp held,
+        // so a held mutation after it that kept its older stamp made timestamps go back along
+        // the decrees — and storage compacts expired records at the last applied timestamp,
+        // relying on it never going back. Every decree from the first hole on is uncommitted
+        // everywhere (committing it needs this replica's acknowledgement of it and of every
+        // decree before it), so those are stamped anew too.
+        // The same holds for a held mutation stamped below one before it: a secondary keeps
+        // an old primary's entries past what a newer primary re-proposed to it (sim seed 95:
+        // decree 61 restamped by one primary, 62 still held from an older one). Such an
+        // entry is uncommitted everywhere too (the committed prefix is stamped in order).
+        let mut restamp = false;
+        let mut floor = self.committed_timestamp_us;
+        for decree in (self.committed.saturating_add(1))..=last {
+            if self
+                .log
+                .get(&decree)
+                .is_some_and(|m| m.timestamp_us < floor)
+            {
+                restamp = true;
+            }
+            let m = match self.log.get(&decree).cloned() {
+                Some(m) if !restamp => Mutation {
+                    ballot: self.config.ballot,
+                    last_committed: self.committed,
+                    ..m
+                },
                 Some(m) => Mutation {
                     ballot: self.config.ballot,
                     last_committed: self.committed,
-                    ..m.clone()
+                    timestamp_us: self.stamp(),
+                    ..m
                 },
-                None => Mutation::empty(
-                    self.config.ballot,
-                    decree,
-                    self.committed,
-                    self.now_ms.saturating_mul(1000),
-                ),
+                None => {
+                    restamp = true;
+                    let ts = self.stamp();
+                    Mutation::empty(self.config.ballot, decree, self.committed, ts)
+                }
             };
+            floor = floor.max(m.timestamp_us);
             // Re-logged under the new ballot: commit waits for the local log again.
             let clients = waiting.remove(&decree).unwrap_or_default();
             self.start_2pc(m, clients, out);
@@ -1204,7 +1338,7 @@ impl Replica {
             return;
         }
         let mut next = self.config.clone();
-        next.ballot += 1;
+        next.ballot = next.ballot.saturating_add(1);
         match kind {
             ConfigType::AssignPrimary | ConfigType::UpgradeToPrimary if node == self.me => {
                 if self.config.primary.is_some() || (self.fresh && self.config.ballot > 0) {
@@ -1225,7 +1359,7 @@ impl Replica {
                     Some(l) => l.signature,
                     None => {
                         let signature = self.next_signature;
-                        self.next_signature += 1;
+                        self.next_signature = self.next_signature.wrapping_add(1);
                         self.learners.insert(
                             node,
                             Learner {
@@ -1344,7 +1478,7 @@ impl Replica {
         // A returning stale primary may have committed more than we have so far (case 603):
         // those decrees are in our prepared list with the same content, so it can join; it
         // acknowledges our re-proposals of them at once.
-        let from_decree = learner_committed + 1;
+        let from_decree = learner_committed.saturating_add(1);
         let cache_min = self.log.keys().next().copied();
         if cache_min.is_some_and(|m| m <= from_decree) || from_decree > self.last_prepared() {
             self.send_learn_response(from, signature, None, Vec::new(), out);
@@ -1391,7 +1525,7 @@ impl Replica {
         }
         let start = checkpoint.as_ref().map_or(0, |c| c.decree);
         let mutations: Vec<Mutation> = all.into_values().filter(|m| m.decree > start).collect();
-        let prepare_start = self.last_prepared() + 1;
+        let prepare_start = self.last_prepared().saturating_add(1);
         if let Some(l) = self.learners.get_mut(&learner) {
             l.prepare_start = Some(prepare_start);
         }
@@ -1428,6 +1562,20 @@ impl Replica {
             // A duplicate of a response already applied.
             return;
         }
+        let limit = committed.saturating_add(self.opts.max_prepare_gap);
+        if mutations.iter().any(|m| m.decree > limit)
+            || checkpoint.as_ref().is_some_and(|c| c.decree > committed)
+        {
+            // No primary holds prepared decrees that far past its committed one, nor a
+            // checkpoint past it.
+            return;
+        }
+        // Fuzz finding (`replica_events`): a checkpoint at or behind what this learner already
+        // committed (an answer to an older `Learn`, or an earlier round's install finished
+        // meanwhile) moved `committed` back: storage replaced by an older state, decrees
+        // applied twice. It holds nothing the learner lacks; the mutations after the
+        // learner's committed decree still apply.
+        let checkpoint = checkpoint.filter(|c| c.decree > self.committed);
         if config.ballot > self.config.ballot {
             self.config = config;
         }
@@ -1454,6 +1602,7 @@ impl Replica {
             self.log.retain(|d, _| *d > cp.decree);
             self.logged.retain(|d| *d > cp.decree);
             self.committed = cp.decree;
+            self.observe_timestamp(cp.timestamp_us);
             self.installing = true;
             out.push(Action::InstallCheckpoint(cp));
         }
@@ -1508,13 +1657,86 @@ impl Replica {
     }
 }
 
+fn ballot_in_range(b: Ballot) -> bool {
+    (0..=MAX_BALLOT).contains(&b)
+}
+
+fn decree_in_range(d: Decree) -> bool {
+    (0..=MAX_DECREE).contains(&d)
+}
+
+fn config_in_range(c: &PartitionConfig) -> bool {
+    ballot_in_range(c.ballot) && decree_in_range(c.last_committed_decree)
+}
+
+fn mutation_in_range(m: &Mutation) -> bool {
+    ballot_in_range(m.ballot)
+        && m.decree >= 1
+        && decree_in_range(m.decree)
+        && decree_in_range(m.last_committed)
+        && m.timestamp_us <= MAX_TIMESTAMP_US
+}
+
+fn checkpoint_in_range(c: &Checkpoint) -> bool {
+    decree_in_range(c.decree) && c.timestamp_us <= MAX_TIMESTAMP_US
+}
+
+/// Whether every ballot and decree an event carries is one a correct group can produce.
+fn event_in_range(event: &Event) -> bool {
+    match event {
+        Event::Message { msg, .. } => match msg {
+            PeerMessage::Prepare { config, mutation } => {
+                config_in_range(config) && mutation_in_range(mutation)
+            }
+            PeerMessage::PrepareAck { ballot, decree, .. } => {
+                ballot_in_range(*ballot) && decree_in_range(*decree)
+            }
+            PeerMessage::GroupCheck {
+                config,
+                last_committed,
+            } => config_in_range(config) && decree_in_range(*last_committed),
+            PeerMessage::GroupCheckAck { ballot, .. } => ballot_in_range(*ballot),
+            PeerMessage::AddLearner { config, .. } => config_in_range(config),
+            PeerMessage::Learn { last_committed, .. } => decree_in_range(*last_committed),
+            PeerMessage::LearnResponse(r) => {
+                config_in_range(&r.config)
+                    && decree_in_range(r.committed)
+                    && r.checkpoint.as_ref().is_none_or(checkpoint_in_range)
+                    && r.mutations.iter().all(mutation_in_range)
+            }
+            PeerMessage::LearnCompleted { .. } => true,
+        },
+        Event::Config(config) => config_in_range(config),
+        Event::LearnStateReady {
+            checkpoint,
+            mutations,
+            ..
+        } => {
+            checkpoint.as_ref().is_none_or(checkpoint_in_range)
+                && mutations.iter().all(mutation_in_range)
+        }
+        Event::CheckpointInstalled { decree } => decree_in_range(*decree),
+        Event::Tick { .. }
+        | Event::ClientWrite { .. }
+        | Event::ClientWrites(_)
+        | Event::LogFlushed { .. }
+        | Event::Proposal { .. }
+        | Event::ConfigRejected
+        | Event::Lease { .. }
+        | Event::LocalError => true,
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, reason = "test code")]
 mod tests {
     use super::*;
     use pegasus_core::ids::Gpid;
 
     const ME: NodeId = NodeId(1);
     const S: NodeId = NodeId(2);
+    /// 2026-01-01, Unix µs.
+    const WALL: u64 = 1_767_225_600_000_000;
 
     fn config(ballot: Ballot, secondaries: &[NodeId]) -> PartitionConfig {
         PartitionConfig {
@@ -1537,6 +1759,10 @@ mod tests {
             Vec::new(),
         );
         r.mark_fresh();
+        r.handle(Event::Tick {
+            now_ms: 0,
+            wall_us: WALL,
+        });
         r
     }
 
@@ -1763,6 +1989,7 @@ mod tests {
                 config: cfg,
                 checkpoint: Some(Checkpoint {
                     decree: 10,
+                    timestamp_us: 0,
                     data: Bytes::new(),
                 }),
                 mutations: vec![m11],
@@ -1873,6 +2100,130 @@ mod tests {
     }
 
     #[test]
+    fn a_learner_never_moves_its_committed_decree_back_for_an_older_checkpoint() {
+        const P: NodeId = NodeId(3);
+        let cfg = PartitionConfig {
+            gpid: Gpid::new(1, 0),
+            ballot: 2,
+            max_replica_count: 3,
+            primary: Some(P),
+            secondaries: vec![S],
+            ..PartitionConfig::default()
+        };
+        // Storage applied decree 5 before the node restarted.
+        let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 5, Vec::new());
+        r.handle(Event::Message {
+            from: P,
+            msg: PeerMessage::AddLearner {
+                config: cfg.clone(),
+                signature: 7,
+            },
+        });
+        let m = |decree| Mutation {
+            ballot: 2,
+            decree,
+            last_committed: 3,
+            timestamp_us: 0,
+            updates: Vec::new(),
+        };
+        let out = r.handle(Event::Message {
+            from: P,
+            msg: PeerMessage::LearnResponse(LearnResponse {
+                signature: 7,
+                config: cfg,
+                checkpoint: Some(Checkpoint {
+                    decree: 3,
+                    timestamp_us: 0,
+                    data: Bytes::new(),
+                }),
+                mutations: vec![m(4), m(5), m(6)],
+                committed: 6,
+                retry: false,
+            }),
+        });
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::InstallCheckpoint(_))),
+            "{out:?}"
+        );
+        assert_eq!(r.last_committed(), 5);
+        assert_eq!(
+            appended(&out).iter().map(|m| m.decree).collect::<Vec<_>>(),
+            vec![6]
+        );
+        let out = r.handle(Event::LogFlushed { appended: 1 });
+        assert_eq!(commits(&out), vec![6]);
+    }
+
+    #[test]
+    fn a_timestamp_near_u64_max_from_the_wire_is_ignored_so_stamps_keep_increasing() {
+        // A primary demoted to secondary of S.
+        let mut r = primary();
+        let mut cfg = config(3, &[ME]);
+        cfg.primary = Some(S);
+        r.handle(Event::Config(cfg.clone()));
+        assert_eq!(r.status(), Status::Secondary);
+        let held = r.last_timestamp_us();
+        let mut m = Mutation {
+            ballot: 3,
+            decree: 1,
+            last_committed: 0,
+            timestamp_us: u64::MAX,
+            updates: Vec::new(),
+        };
+        for ts in [u64::MAX, MAX_TIMESTAMP_US + 1] {
+            m.timestamp_us = ts;
+            let out = r.handle(Event::Message {
+                from: S,
+                msg: PeerMessage::Prepare {
+                    config: cfg.clone(),
+                    mutation: m.clone(),
+                },
+            });
+            assert!(out.is_empty(), "{out:?}");
+        }
+        assert_eq!(r.last_timestamp_us(), held);
+        m.timestamp_us = MAX_TIMESTAMP_US;
+        let out = r.handle(Event::Message {
+            from: S,
+            msg: PeerMessage::Prepare {
+                config: cfg,
+                mutation: m,
+            },
+        });
+        assert!(matches!(out.as_slice(), [Action::AppendLog(_)]), "{out:?}");
+        assert_eq!(r.last_timestamp_us(), MAX_TIMESTAMP_US);
+    }
+
+    #[test]
+    fn a_new_primary_filling_a_hole_keeps_timestamps_increasing_along_decrees() {
+        // Decree 4 never arrived; decree 5 did, stamped by the old primary.
+        let m5 = Mutation {
+            ballot: 1,
+            decree: 5,
+            last_committed: 3,
+            timestamp_us: 5_000,
+            updates: vec![Bytes::from_static(b"w")],
+        };
+        let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[S]), 3, vec![m5]);
+        r.handle(Event::Config(config(2, &[S])));
+        let out = r.handle(Event::Config(config(3, &[S])));
+        assert_eq!(r.status(), Status::Primary, "{out:?}");
+        let appended: Vec<(Decree, u64)> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::AppendLog(m) => Some((m.decree, m.timestamp_us)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(appended.iter().map(|a| a.0).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(
+            appended.windows(2).all(|w| w[0].1 < w[1].1),
+            "timestamps go back along the decrees: {appended:?}"
+        );
+    }
+
+    #[test]
     fn messages_in_error_state_change_nothing_and_never_panic() {
         let mut r = primary();
         r.handle(Event::LocalError);
@@ -1890,6 +2241,167 @@ mod tests {
         ));
         let out = r.handle(Event::Config(config(9, &[S])));
         assert!(out.is_empty());
+        assert_eq!(r.status(), Status::Error);
+    }
+
+    fn appended(actions: &[Action]) -> Vec<&Mutation> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::AppendLog(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_primary_stamps_wall_time_but_never_at_or_below_a_timestamp_it_holds() {
+        let mut r = primary();
+        let out = r.handle(Event::ClientWrite {
+            id: 1,
+            update: Bytes::from_static(b"a"),
+        });
+        assert_eq!(appended(&out)[0].timestamp_us, WALL);
+        // Its clock steps back (a new primary whose clock is behind the old one's).
+        r.handle(Event::Tick {
+            now_ms: 20,
+            wall_us: WALL - 86_400_000_000,
+        });
+        let out = r.handle(Event::ClientWrite {
+            id: 2,
+            update: Bytes::from_static(b"b"),
+        });
+        assert_eq!(appended(&out)[0].timestamp_us, WALL + 1);
+        // A replica that restarts from storage alone stamps above what storage applied.
+        let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 5, Vec::new());
+        r.observe_timestamp(WALL + 500);
+        assert_eq!(r.last_timestamp_us(), WALL + 500);
+    }
+
+    #[test]
+    fn a_primary_proposes_nothing_before_its_first_tick_brings_the_wall_clock() {
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            PartitionConfig::default(),
+            0,
+            Vec::new(),
+        );
+        r.handle(Event::Lease {
+            sent_ms: 0,
+            until_ms: 1_000,
+            now_ms: 10,
+        });
+        r.handle(Event::Proposal {
+            kind: ConfigType::AssignPrimary,
+            node: ME,
+        });
+        r.handle(Event::Config(config(1, &[])));
+        r.handle(Event::Config(config(2, &[S])));
+        assert_eq!(r.status(), Status::Primary);
+        let out = r.handle(Event::ClientWrite {
+            id: 1,
+            update: Bytes::from_static(b"a"),
+        });
+        assert!(appended(&out).is_empty(), "{out:?}");
+        let out = r.handle(Event::Tick {
+            now_ms: 20,
+            wall_us: WALL,
+        });
+        assert_eq!(appended(&out)[0].timestamp_us, WALL);
+    }
+
+    fn secondary() -> Replica {
+        let mut r = fresh();
+        let mut cfg = config(3, &[ME]);
+        cfg.primary = Some(S);
+        r.handle(Event::Config(cfg));
+        r
+    }
+
+    fn prepare(ballot: Ballot, decree: Decree) -> Event {
+        let mut cfg = config(ballot, &[ME]);
+        cfg.primary = Some(S);
+        Event::Message {
+            from: S,
+            msg: PeerMessage::Prepare {
+                config: cfg,
+                mutation: Mutation {
+                    ballot,
+                    decree,
+                    last_committed: 0,
+                    timestamp_us: WALL,
+                    updates: Vec::new(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn out_of_range_ballots_and_decrees_from_the_wire_are_ignored() {
+        for (ballot, decree) in [
+            (MAX_BALLOT + 1, 1),
+            (i64::MAX, 1),
+            (-1, 1),
+            (3, MAX_DECREE + 1),
+            (3, i64::MAX),
+            (3, 0),
+            (3, -5),
+        ] {
+            let mut r = fresh();
+            let before = r.config().clone();
+            let out = r.handle(prepare(ballot, decree));
+            assert!(out.is_empty(), "ballot {ballot} decree {decree}: {out:?}");
+            assert_eq!(r.config(), &before);
+        }
+    }
+
+    #[test]
+    fn a_prepare_far_past_what_a_secondary_holds_is_refused_not_logged() {
+        let mut r = secondary();
+        r.status = Status::Secondary;
+        let gap = ReplicaOptions::default().max_prepare_gap;
+        let out = r.handle(prepare(3, gap + 1));
+        assert!(appended(&out).is_empty(), "{out:?}");
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: PeerMessage::PrepareAck { ok: false, .. },
+                ..
+            }
+        )));
+        assert_eq!(r.last_prepared(), 0);
+        let out = r.handle(prepare(3, gap));
+        assert_eq!(appended(&out).len(), 1);
+    }
+
+    #[test]
+    fn a_replica_holding_more_uncommitted_decrees_than_any_primary_allows_refuses_to_lead() {
+        let far = ReplicaOptions::default().max_prepare_gap + 10;
+        let logged = vec![Mutation {
+            ballot: 1,
+            decree: far,
+            last_committed: 0,
+            timestamp_us: WALL,
+            updates: Vec::new(),
+        }];
+        let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, logged);
+        r.handle(Event::Tick {
+            now_ms: 0,
+            wall_us: WALL,
+        });
+        r.handle(Event::Lease {
+            sent_ms: 0,
+            until_ms: 1_000,
+            now_ms: 10,
+        });
+        let mut cfg = config(2, &[S]);
+        cfg.primary = Some(ME);
+        // Meta lists it as primary after a restart: it asks for a new ballot first.
+        r.handle(Event::Config(cfg.clone()));
+        cfg.ballot = 3;
+        let out = r.handle(Event::Config(cfg));
+        assert!(out.len() < 10, "no hole filling: {} actions", out.len());
         assert_eq!(r.status(), Status::Error);
     }
 }

@@ -19,19 +19,23 @@ pub enum FailPoint {
     PlogSync,
     /// Applying a committed mutation to the store fails as corruption.
     StorageWrite,
+    /// The replica thread panics while applying a committed mutation (a bug stands in: the
+    /// replica must fail over exactly as after an I/O error, never wedge).
+    ReplicaPanic,
 }
 
-const POINTS: [(FailPoint, &str); 3] = [
+const POINTS: [(FailPoint, &str); 4] = [
     (FailPoint::PlogAppend, "plog_append"),
     (FailPoint::PlogSync, "plog_sync"),
     (FailPoint::StorageWrite, "storage_write"),
+    (FailPoint::ReplicaPanic, "replica_panic"),
 ];
 
 /// A set of fail points; the process has one, [`GLOBAL`].
 #[derive(Debug)]
 pub struct FailPoints {
     enabled: AtomicBool,
-    remaining: [AtomicU32; 3],
+    remaining: [AtomicU32; POINTS.len()],
 }
 
 /// The process's fail points.
@@ -59,7 +63,7 @@ impl FailPoints {
     pub const fn new() -> Self {
         Self {
             enabled: AtomicBool::new(false),
-            remaining: [const { AtomicU32::new(0) }; 3],
+            remaining: [const { AtomicU32::new(0) }; POINTS.len()],
         }
     }
 

@@ -46,11 +46,24 @@ use pegasus_storage::{
 use crate::rng::Rng;
 use pegasus_replica::update::{decode_write, encode_write};
 
+/// Wall-clock time at virtual time 0: 2026-01-01T00:00:00Z in Unix µs. Ticks start at 0
+/// while wall clocks start here, so a mutation stamped with tick time (uptime) instead of
+/// wall time is caught at once.
+pub const SIM_EPOCH_US: u64 = 1_767_225_600_000_000;
+
+/// How far a node's wall clock is set off from true time at the start (each node gets a
+/// fixed offset within ±this, besides its clock-rate skew).
+pub const WALL_OFFSET_MAX_US: u64 = 500_000;
+
 /// A rule deliberately broken, to prove the checks catch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
     /// Serve reads on any node that believes it is primary, without the lease check.
     ReadsWithoutLease,
+    /// Give the replicas their uptime (the tick clock) as the wall clock, as the replica
+    /// server once did: mutation timestamps then sit in 1970 and restart from zero on every
+    /// node.
+    UptimeAsWallClock,
 }
 
 /// Simulation settings.
@@ -234,7 +247,8 @@ pub struct Sim {
     pending: BTreeMap<u64, PendingOp>,
     next_op: u64,
     next_value: i64,
-    committed_content: BTreeMap<Decree, Vec<Bytes>>,
+    /// Every committed decree's updates and timestamp.
+    committed_content: BTreeMap<Decree, (Vec<Bytes>, u64)>,
     primary_of_ballot: BTreeMap<i64, NodeId>,
     report: Report,
     store_clock: ManualClock,
@@ -338,7 +352,7 @@ impl Sim {
             next_value: 1,
             committed_content: BTreeMap::new(),
             primary_of_ballot: BTreeMap::new(),
-            store_clock: ManualClock::new(0),
+            store_clock: ManualClock::new(SIM_EPOCH_US),
             drop_rule: None,
         }
     }
@@ -367,6 +381,22 @@ impl Sim {
         self.nodes
             .get(&id)
             .map_or(self.now, |n| self.now * n.rate_permille / 1000)
+    }
+
+    /// A node's wall clock (Unix µs): its skewed local time from [`SIM_EPOCH_US`], plus a
+    /// fixed offset of its own within ±[`WALL_OFFSET_MAX_US`].
+    fn wall_us(&self, id: NodeId) -> u64 {
+        let offset = (id.0 * 7919) % (2 * WALL_OFFSET_MAX_US / 1000 + 1) * 1000;
+        (SIM_EPOCH_US - WALL_OFFSET_MAX_US) + offset + self.local_time(id) * 1000
+    }
+
+    /// The furthest ahead any node's wall clock is now.
+    fn max_wall_us(&self) -> u64 {
+        self.nodes
+            .keys()
+            .map(|id| self.wall_us(*id))
+            .max()
+            .unwrap_or(SIM_EPOCH_US)
     }
 
     fn send(&mut self, from: Addr, to: Addr, msg: Msg) {
@@ -460,6 +490,7 @@ impl Sim {
         if fresh {
             replica.mark_fresh();
         }
+        replica.observe_timestamp(store.engine().applied_state().write_time_us);
         node.replica = Some(replica);
         node.store = Some(store);
         node.log = log;
@@ -525,6 +556,15 @@ impl Sim {
         match action {
             Action::Send { to, msg } => self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(msg)),
             Action::AppendLog(m) => {
+                self.trace(|| {
+                    format!(
+                        "{id} appends {}@{} ts={} ({} updates)",
+                        m.decree,
+                        m.ballot,
+                        m.timestamp_us,
+                        m.updates.len()
+                    )
+                });
                 let Some(node) = self.nodes.get_mut(&id) else {
                     return;
                 };
@@ -580,6 +620,7 @@ impl Sim {
                 let cp_decree = store.last_applied_decree();
                 let checkpoint = (from <= cp_decree).then(|| Checkpoint {
                     decree: cp_decree,
+                    timestamp_us: store.engine().applied_state().write_time_us,
                     data: Bytes::from(store.engine().export_image()),
                 });
                 let start = checkpoint.as_ref().map_or(from, |c| c.decree + 1);
@@ -619,18 +660,26 @@ impl Sim {
             .get(&id)
             .and_then(|n| n.replica.as_ref())
             .map(Replica::status);
-        self.trace(|| format!("{id} commits {}@{} as {status:?}", m.decree, m.ballot));
-        // Invariant: a committed decree never changes, on any replica.
+        self.trace(|| {
+            format!(
+                "{id} commits {}@{} ts={} as {status:?}",
+                m.decree, m.ballot, m.timestamp_us
+            )
+        });
+        // Invariant: a committed decree never changes, on any replica, timestamp included
+        // (every replica applies the primary's stamp).
         match self.committed_content.get(&m.decree) {
-            Some(c) if *c != m.updates => {
+            Some((c, ts)) if *c != m.updates || *ts != m.timestamp_us => {
                 self.fail(format!(
-                    "decree {} committed with different content on {id}",
+                    "decree {} committed with different content or timestamp on {id}",
                     m.decree
                 ));
             }
             Some(_) => {}
             None => {
-                self.committed_content.insert(m.decree, m.updates.clone());
+                self.check_timestamp(&m);
+                self.committed_content
+                    .insert(m.decree, (m.updates.clone(), m.timestamp_us));
             }
         }
         let is_primary = self
@@ -698,6 +747,47 @@ impl Sim {
         }
     }
 
+    /// Invariants of a newly committed decree's timestamp: strictly between its committed
+    /// neighbours' (timestamps increase with decrees, across primaries too), and wall-clock
+    /// time: not before the run began (less the largest clock offset) and not past the
+    /// fastest node's wall clock now.
+    fn check_timestamp(&mut self, m: &Mutation) {
+        let ts = m.timestamp_us;
+        let before = self
+            .committed_content
+            .range(..m.decree)
+            .next_back()
+            .map(|(d, (_, t))| (*d, *t));
+        let after = self
+            .committed_content
+            .range(m.decree + 1..)
+            .next()
+            .map(|(d, (_, t))| (*d, *t));
+        if let Some((d, t)) = before.filter(|(_, t)| *t >= ts) {
+            let what = format!(
+                "decree {} has timestamp {ts}, not after decree {d}'s {t}",
+                m.decree
+            );
+            self.fail(what);
+        }
+        if let Some((d, t)) = after.filter(|(_, t)| *t <= ts) {
+            let what = format!(
+                "decree {} has timestamp {ts}, not before decree {d}'s {t}",
+                m.decree
+            );
+            self.fail(what);
+        }
+        let latest = self.max_wall_us();
+        if ts < SIM_EPOCH_US - WALL_OFFSET_MAX_US || ts > latest {
+            let what = format!(
+                "decree {} has timestamp {ts}, outside wall-clock time [{}, {latest}]",
+                m.decree,
+                SIM_EPOCH_US - WALL_OFFSET_MAX_US
+            );
+            self.fail(what);
+        }
+    }
+
     fn on_node_message(&mut self, id: NodeId, from: Addr, msg: Msg) {
         match msg {
             Msg::Peer(p) => {
@@ -738,7 +828,7 @@ impl Sim {
             ClientOp::Get(key) => {
                 let allowed = match planted {
                     Some(PlantedBug::ReadsWithoutLease) => replica.status() == Status::Primary,
-                    None => replica.can_read(local).is_ok(),
+                    Some(PlantedBug::UptimeAsWallClock) | None => replica.can_read(local).is_ok(),
                 };
                 let reply = if allowed {
                     let r = store.get(&key_bytes(key));
@@ -1139,7 +1229,7 @@ impl Sim {
             }
             self.queue.pop();
             self.now = at;
-            self.store_clock.set_micros(at * 1000);
+            self.store_clock.set_micros(SIM_EPOCH_US + at * 1000);
             if self.faults_on && at >= self.opts.fault_ms {
                 self.faults_on = false;
                 self.partitioned.clear();
@@ -1247,7 +1337,12 @@ impl Sim {
                 let up = self.nodes.get(&id).is_some_and(|n| n.up);
                 if up {
                     let now_ms = self.local_time(id);
-                    self.deliver_to_node(id, Event::Tick { now_ms });
+                    let wall_us = if self.opts.planted == Some(PlantedBug::UptimeAsWallClock) {
+                        now_ms * 1000
+                    } else {
+                        self.wall_us(id)
+                    };
+                    self.deliver_to_node(id, Event::Tick { now_ms, wall_us });
                     if self.rng.chance(50) {
                         // Storage flushes now and then (RocksDB's memtable flush); the log can
                         // then be trimmed.

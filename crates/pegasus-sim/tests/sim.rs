@@ -72,6 +72,22 @@ fn reads_without_the_lease_check_are_caught_within_200_seeds() {
 }
 
 #[test]
+fn mutations_stamped_with_uptime_instead_of_wall_time_are_caught() {
+    let r = run_seed(SimOptions {
+        seed: 1,
+        planted: Some(PlantedBug::UptimeAsWallClock),
+        ..SimOptions::default()
+    });
+    assert!(
+        r.failures
+            .iter()
+            .any(|f| f.contains("outside wall-clock time")),
+        "uptime timestamps went unnoticed: {:?}",
+        r.failures
+    );
+}
+
+#[test]
 fn whole_cluster_power_loss_loses_no_acknowledged_write_when_the_log_fsyncs() {
     let mut failed = Vec::new();
     for seed in 1..=200 {

@@ -162,7 +162,7 @@ struct SimArgs {
     /// Virtual milliseconds of healing before the final checks.
     #[arg(long, default_value_t = 15_000)]
     heal_ms: u64,
-    /// Plant a bug the checks must catch: `reads-without-lease`.
+    /// Plant a bug the checks must catch: `reads-without-lease`, `uptime-as-wall-clock`.
     #[arg(long)]
     plant: Option<String>,
     /// Replica nodes (three replicas of the partition are placed among them).
@@ -250,6 +250,7 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     let planted = match args.plant.as_deref() {
         None => None,
         Some("reads-without-lease") => Some(PlantedBug::ReadsWithoutLease),
+        Some("uptime-as-wall-clock") => Some(PlantedBug::UptimeAsWallClock),
         Some(other) => anyhow::bail!("unknown planted bug {other:?}"),
     };
     let (from, to) = match (&args.seeds, args.seed) {

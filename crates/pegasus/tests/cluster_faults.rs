@@ -234,3 +234,90 @@ fn meta_leader_kill_is_transparent_and_a_full_restart_keeps_every_write() {
         eprintln!("{} writes read back after a full restart", keys.len());
     });
 }
+
+/// `POST /failpoint?<query>` to a replica server; the status line of its answer.
+fn post_failpoint(addr: SocketAddr, query: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /failpoint?{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    raw.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_panicking_replica_fails_over_and_is_rebuilt_like_after_an_io_error() {
+    let _g = serial();
+    let ob = Onebox::start_with(3, 1, "[replica_server]\nenable_fail_points = true\n");
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = Writers::start(&t, 4);
+        wait_acked_beyond(&w, 50, Duration::from_secs(30)).await;
+        let cfg = client.query_config("temp").await.unwrap();
+        let old = cfg.partitions[0].primary;
+        let victim: SocketAddr = old.to_socket_addr().unwrap();
+        let armed = post_failpoint(victim, "name=replica_panic&times=1");
+        assert!(armed.contains(" 200"), "arming refused: {armed}");
+        // The primary's thread panics at its next commit. Meta must replace it, and writes
+        // must go on through the new primary.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = client.query_config("temp").await.unwrap().partitions[0].clone();
+            if p.primary.is_valid() && p.primary != old {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the panicked primary was not replaced within 30 s\n{}",
+                ob.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let at_failover = w.acked();
+        wait_acked_beyond(&w, at_failover + 100, Duration::from_secs(30)).await;
+        // Its copy was moved aside and it re-learns: three replicas again.
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s"
+        );
+        let keys = w.stop().await;
+        verify_all(&t, &keys).await;
+        let metrics = http_get(victim, "/metrics");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("pegasus_replica_panics_total") && l.ends_with(" 1")),
+            "one panic counted"
+        );
+        let err_copies = std::fs::read_dir(ob.path())
+            .unwrap()
+            .flatten()
+            .flat_map(|d| walk(&d.path(), 4))
+            .filter(|p| p.to_string_lossy().ends_with(".err"))
+            .count();
+        assert!(err_copies >= 1, "the failed copy was moved aside");
+    });
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    onebox::http_get(addr, path).1
+}
+
+/// Directories under `dir`, `depth` levels deep at most.
+fn walk(dir: &std::path::Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if depth == 0 || !dir.is_dir() {
+        return out;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path(), depth - 1));
+        }
+    }
+    out
+}

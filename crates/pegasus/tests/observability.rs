@@ -12,32 +12,11 @@
 
 mod onebox;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
-use onebox::{serial, Onebox};
+use onebox::{http_get, serial, Onebox};
 
 /// `GET path` over HTTP/1.1, following one redirect; (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    if status == 307 {
-        let url = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Location: "))
-            .unwrap()
-            .strip_prefix("http://")
-            .unwrap();
-        let (host, path) = url.split_at(url.find('/').unwrap());
-        return http_get(host.parse().unwrap(), path);
-    }
-    (status, body.to_string())
-}
-
 fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");

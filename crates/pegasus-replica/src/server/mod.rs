@@ -264,6 +264,11 @@ impl Ctx {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Wall-clock time (Unix µs): what mutations are stamped with, never used for leases.
+    pub fn wall_us(&self) -> u64 {
+        self.clock.now_micros()
+    }
+
     fn session(&self, addr: SocketAddr) -> Session {
         self.sessions.get(addr)
     }
@@ -633,6 +638,7 @@ impl ReplicaServer {
         }
         shared.send(Input::Core(Event::Tick {
             now_ms: self.ctx.now_ms(),
+            wall_us: self.ctx.wall_us(),
         }));
         if let Ok(mut m) = self.replicas.lock() {
             m.insert(gpid, shared.clone());
@@ -1051,6 +1057,7 @@ impl HttpService for ReplicaHttp {
                             "ballot": rep.ballot,
                             "last_committed_decree": rep.last_committed,
                             "last_prepared_decree": rep.last_prepared,
+                            "last_timestamp_us": r.last_timestamp_us(),
                         })
                     })
                     .collect();

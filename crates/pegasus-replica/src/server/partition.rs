@@ -80,6 +80,7 @@ pub struct Shared {
     pub dir: PathBuf,
     store: RwLock<Arc<Store>>,
     read_until_ms: AtomicU64,
+    last_timestamp_us: AtomicU64,
     report: Mutex<(Status, ReplicaReport)>,
     tx: Mutex<Sender<Input>>,
     closed: AtomicBool,
@@ -111,6 +112,11 @@ impl Shared {
             Ok(r) => *r,
             Err(p) => *p.into_inner(),
         }
+    }
+
+    /// The largest mutation timestamp the replica holds (Unix µs).
+    pub fn last_timestamp_us(&self) -> u64 {
+        self.last_timestamp_us.load(Ordering::Acquire)
     }
 
     /// Whether the thread has stopped.
@@ -200,6 +206,7 @@ pub fn open(
     )
     .map_err(storage_error)?;
     let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
+    core.observe_timestamp(store.engine().applied_state().write_time_us);
     if init.fresh {
         core.mark_fresh();
     }
@@ -216,6 +223,7 @@ pub fn open(
         dir: dir.clone(),
         store: RwLock::new(store.clone()),
         read_until_ms: AtomicU64::new(0),
+        last_timestamp_us: AtomicU64::new(core.last_timestamp_us()),
         report: Mutex::new((
             core.status(),
             ReplicaReport {
@@ -245,6 +253,7 @@ pub fn open(
         last_checkpoint: ctx.now_ms(),
         learn_dirs: Vec::new(),
         default_ttl: None,
+        manual_compact: ManualCompact::default(),
         retired: Vec::new(),
         checkpoints_made: 0,
         last_storage_stats: 0,
@@ -253,7 +262,17 @@ pub fn open(
     std::thread::Builder::new()
         .name(format!("replica-{}.{}", gpid.app_id, gpid.pidx))
         .spawn(move || {
-            let exit = actor.run(rx);
+            // A panic (a bug) fails this replica over exactly like an I/O error: it must
+            // never leave the partition wedged with a thread gone and a status still
+            // reported as healthy.
+            let exit =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.run(rx))) {
+                    Ok(exit) => exit,
+                    Err(panic) => {
+                        actor.after_panic(&panic_message(panic.as_ref()));
+                        Exit::Failed
+                    }
+                };
             // Close RocksDB and the log before the directory may be moved aside.
             drop(actor);
             thread_shared.closed.store(true, Ordering::Release);
@@ -261,6 +280,14 @@ pub fn open(
             on_exit(gpid, exit);
         })?;
     Ok(shared)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".into())
 }
 
 struct Actor {
@@ -279,12 +306,25 @@ struct Actor {
     learn_dirs: Vec<PathBuf>,
     /// The `default_ttl` env last turned into a mutation by this node as primary.
     default_ttl: Option<u32>,
+    manual_compact: ManualCompact,
     /// Stores replaced by a learned checkpoint, removed once no reader holds them.
     retired: Vec<(Arc<Store>, PathBuf)>,
     /// Checkpoints made for learners (names them uniquely).
     checkpoints_made: u64,
     /// When RocksDB figures were last recorded.
     last_storage_stats: u64,
+}
+
+/// Pegasus's `manual_compact.once.trigger_time` env: a Unix time in seconds; every replica
+/// of the table flushes and fully compacts its store once the time has come, once per
+/// trigger value. Compaction drops expired records (the TTL filter) and deleted ones.
+pub const MANUAL_COMPACT_ONCE_TRIGGER_TIME: &str = "manual_compact.once.trigger_time";
+
+/// A replica's manual compaction: the trigger it last started, and whether one runs.
+#[derive(Debug, Default)]
+struct ManualCompact {
+    started_for: u64,
+    running: Arc<AtomicBool>,
 }
 
 /// How often each replica records its RocksDB figures, ms.
@@ -302,6 +342,16 @@ impl Actor {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return self.close(),
             };
+            // Tick before this round's inputs: the wall clock the core stamps this round's
+            // writes with is then at most one tick old.
+            let now = self.ctx.now_ms();
+            if now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
+                self.last_tick = now;
+                self.event(Event::Tick {
+                    now_ms: now,
+                    wall_us: self.ctx.wall_us(),
+                });
+            }
             let mut inputs: Vec<Input> = first.into_iter().collect();
             while inputs.len() < BATCH {
                 match rx.try_recv() {
@@ -332,11 +382,6 @@ impl Actor {
             }
             if !writes.is_empty() {
                 self.event(Event::ClientWrites(writes));
-            }
-            let now = self.ctx.now_ms();
-            if now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
-                self.last_tick = now;
-                self.event(Event::Tick { now_ms: now });
             }
             // Group commit: one write + fsync for everything appended this round.
             if self.log.has_pending() {
@@ -373,6 +418,31 @@ impl Actor {
             self.maybe_checkpoint(now);
             self.maybe_record_storage(now);
             self.persist();
+        }
+    }
+
+    /// After the thread panicked: stop reads at once, have meta drop this replica if it
+    /// led (the core's own failure path, itself guarded), and answer waiting writes
+    /// `ERR_TIMEOUT` (they may have committed).
+    fn after_panic(&mut self, what: &str) {
+        self.shared.read_until_ms.store(0, Ordering::Release);
+        metrics::counter!("pegasus_replica_panics_total").increment(1);
+        tracing::error!(
+            "replica {:?} panicked: {what}; it fails over like an I/O error and will be rebuilt",
+            self.shared.gpid
+        );
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.event(Event::LocalError);
+        }));
+        if failed.is_err() {
+            tracing::error!(
+                "replica {:?}: its failure path panicked too; meta drops it once beacons stop listing it",
+                self.shared.gpid
+            );
+        }
+        self.fail_clients();
+        if let Ok(mut r) = self.shared.report.lock() {
+            r.0 = Status::Error;
         }
     }
 
@@ -431,6 +501,7 @@ impl Actor {
                 self.shared.gpid
             );
         }
+        self.maybe_manual_compact();
         // The primary turns a changed `default_ttl` into a mutation, so every replica
         // switches policy at the same decree.
         let ttl = self
@@ -454,9 +525,62 @@ impl Actor {
         }
     }
 
+    /// Starts the compaction `manual_compact.once.trigger_time` asks for, if its time has
+    /// come and this replica has not run it for that trigger yet. It runs on a thread of its
+    /// own: RocksDB compacts in the background while the replica keeps serving.
+    fn maybe_manual_compact(&mut self) {
+        let Some(trigger) = self
+            .persisted
+            .app
+            .envs
+            .get(MANUAL_COMPACT_ONCE_TRIGGER_TIME)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let now_s = self.ctx.wall_us() / 1_000_000;
+        let mc = &mut self.manual_compact;
+        if trigger == 0
+            || trigger <= mc.started_for
+            || trigger > now_s
+            || mc.running.load(Ordering::Acquire)
+        {
+            return;
+        }
+        mc.started_for = trigger;
+        mc.running.store(true, Ordering::Release);
+        let running = mc.running.clone();
+        let store = self.store.clone();
+        let gpid = self.shared.gpid;
+        let spawned = std::thread::Builder::new()
+            .name(format!("compact-{}.{}", gpid.app_id, gpid.pidx))
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                tracing::info!("replica {gpid:?}: manual compaction (trigger {trigger}) starts");
+                match store.engine().compact_all() {
+                    Ok(()) => {
+                        metrics::counter!("pegasus_replica_manual_compactions_total").increment(1);
+                        tracing::info!(
+                            "replica {gpid:?}: manual compaction done in {:?}",
+                            started.elapsed()
+                        );
+                    }
+                    Err(e) => tracing::warn!("replica {gpid:?}: manual compaction failed: {e}"),
+                }
+                running.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("replica {gpid:?}: cannot start a manual compaction: {e}");
+            self.manual_compact.running.store(false, Ordering::Release);
+        }
+    }
+
     fn publish(&self) {
         let until = self.core.read_deadline().unwrap_or(0);
         self.shared.read_until_ms.store(until, Ordering::Release);
+        self.shared
+            .last_timestamp_us
+            .store(self.core.last_timestamp_us(), Ordering::Release);
         if let Ok(mut r) = self.shared.report.lock() {
             *r = (
                 self.core.status(),
@@ -558,6 +682,12 @@ impl Actor {
             self.event(Event::LocalError);
             return;
         }
+        if crate::failpoint::fire(crate::failpoint::FailPoint::ReplicaPanic) {
+            #[expect(clippy::panic, reason = "a test-only fail point standing in for a bug")]
+            {
+                panic!("fail point replica_panic at decree {}", m.decree);
+            }
+        }
         let applied = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageWrite) {
             Err(pegasus_storage::StorageError::Corruption(
                 "fail point storage_write: injected corruption".into(),
@@ -649,6 +779,7 @@ impl Actor {
         Ok((
             Checkpoint {
                 decree: state.decree,
+                timestamp_us: state.write_time_us,
                 data: Bytes::from(data),
             },
             state.decree,
@@ -773,6 +904,7 @@ impl Actor {
         }
         self.last_checkpoint = now;
         self.collect_retired();
+        self.maybe_manual_compact();
         let engine = self.store.engine();
         if let Err(e) = engine.flush() {
             tracing::error!("replica {:?}: flush failed: {e}", self.shared.gpid);

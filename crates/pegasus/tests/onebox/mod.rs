@@ -247,6 +247,21 @@ impl Onebox {
         assert!(status.success(), "onebox {action} {name}");
     }
 
+    /// Starts one instance again with extra environment (`KEY=VALUE`, e.g. libfaketime's).
+    pub fn restart_with_env(&self, name: &str, env: &[String]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pegasus"));
+        cmd.arg("onebox")
+            .arg("restart")
+            .arg(name)
+            .arg("--dir")
+            .arg(&self.dir);
+        for e in env {
+            cmd.arg("--env").arg(e);
+        }
+        let status = cmd.stdout(Stdio::null()).status().unwrap();
+        assert!(status.success(), "onebox restart {name} {env:?}");
+    }
+
     /// `kill -9` one instance (`meta2`, `replica3`, ...).
     pub fn kill(&self, name: &str) {
         self.instance("kill", name);
@@ -297,4 +312,38 @@ impl Drop for Onebox {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A plain HTTP GET on a server's RPC port (following one meta redirect): (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    if status == 307 {
+        let url = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .unwrap()
+            .strip_prefix("http://")
+            .unwrap();
+        let (host, path) = url.split_at(url.find('/').unwrap());
+        return http_get(host.parse().unwrap(), path);
+    }
+    (status, body.to_string())
+}
+
+/// libfaketime's library for multi-threaded programs (Debian's `faketime` package).
+pub fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
