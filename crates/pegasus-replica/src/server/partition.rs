@@ -342,22 +342,25 @@ impl Actor {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return self.close(),
             };
-            // Tick before this round's inputs: the wall clock the core stamps this round's
-            // writes with is then at most one tick old.
-            let now = self.ctx.now_ms();
-            if now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
-                self.last_tick = now;
-                self.event(Event::Tick {
-                    now_ms: now,
-                    wall_us: self.ctx.wall_us(),
-                });
-            }
             let mut inputs: Vec<Input> = first.into_iter().collect();
             while inputs.len() < BATCH {
                 match rx.try_recv() {
                     Ok(i) => inputs.push(i),
                     Err(_) => break,
                 }
+            }
+            // Tick before this round's inputs when it is due, and always before writes: the
+            // core stamps writes with the wall clock of its last tick, and a write must not
+            // be stamped earlier than a read this server answered before it arrived (an incr
+            // right after a read found the record expired must find it expired too).
+            let now = self.ctx.now_ms();
+            let has_writes = inputs.iter().any(|i| matches!(i, Input::Write { .. }));
+            if has_writes || now.saturating_sub(self.last_tick) >= self.ctx.cfg.tick_ms {
+                self.last_tick = now;
+                self.event(Event::Tick {
+                    now_ms: now,
+                    wall_us: self.ctx.wall_us(),
+                });
             }
             // Client writes of one round go to the core together (in arrival order, cut
             // only by other inputs), so they share mutations: one prepare, one log
