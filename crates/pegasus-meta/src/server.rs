@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::MetaServerConfig;
+use crate::envs;
 use crate::guardian::{self, ClusterView, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo};
 use crate::protocol::{
     addr_of, names, AppSummary, Beacon, BeaconAck, ConfigSyncRequest, ConfigSyncResponse,
@@ -49,8 +50,8 @@ use crate::protocol::{
 };
 use crate::raft::{rpc_names, LogStore, Network, Raft, RaftNodeId, StateMachine};
 use crate::state::{
-    App, AppStatus, Command, EnvOp, MetaError, MetaState, Outcome, Reply, LEVEL_FREEZED,
-    LEVEL_STEADY,
+    check_level_request, App, AppStatus, Command, EnvOp, MetaError, MetaState, Outcome, Reply,
+    LEVEL_FREEZED, LEVEL_STEADY,
 };
 
 /// How long the same proposal is not re-sent for the same partition, ms.
@@ -510,11 +511,22 @@ impl MetaServer {
             MetaRequest::QueryConfig(q) => MetaResponse::QueryConfig(self.query_config(&q)),
             MetaRequest::CreateApp(c) => {
                 let o = &c.options;
-                let check = if self.effective_level(now) < LEVEL_STEADY {
+                let is_new = || self.read(|s| s.app_by_name(&c.app_name).is_none());
+                // The envs of a new table are refused as `set_app_envs` refuses them. The
+                // response has no hint field, so the reason goes to the log.
+                let bad_env = o
+                    .envs
+                    .iter()
+                    .find_map(|(k, v)| envs::check_set(k, v).err())
+                    .filter(|_| is_new());
+                let check = if let Some(hint) = bad_env {
+                    tracing::warn!("create table {:?} refused: {hint}", c.app_name);
+                    Err(ErrorCode::InvalidParameters)
+                } else if self.effective_level(now) < LEVEL_STEADY {
                     Err(ErrorCode::StateFreezed)
                 } else if usize::try_from(o.replica_count).unwrap_or(0)
                     > self.alive_nodes(now).len()
-                    && self.read(|s| s.app_by_name(&c.app_name).is_none())
+                    && is_new()
                 {
                     Err(ErrorCode::InvalidParameters)
                 } else {
@@ -614,6 +626,10 @@ impl MetaServer {
                 let old = self.read(|s| s.function_level);
                 let err = if c.level == MetaFunctionLevel::Invalid {
                     ErrorCode::Ok
+                } else if let Err(e) = check_level_request(c.level.to_wire()) {
+                    // The response has no hint field, so the reason goes to the log.
+                    tracing::warn!("set meta level {:?} refused: {e}", c.level);
+                    error_code(&e)
                 } else {
                     self.outcome(Command::SetFunctionLevel(c.level.to_wire()))
                         .await
@@ -884,6 +900,18 @@ impl MetaServer {
                     return UpdateAppEnvResponse {
                         err: ErrorCode::InvalidParameters,
                         hint_message: "set needs as many values as keys, at least one".into(),
+                    };
+                }
+                // Only envs pegasus-rs acts on may be set (`envs::ENVS`); del and clear
+                // work for every key.
+                if let Some(hint) = keys
+                    .iter()
+                    .zip(&values)
+                    .find_map(|(k, v)| envs::check_set(k, v).err())
+                {
+                    return UpdateAppEnvResponse {
+                        err: ErrorCode::InvalidParameters,
+                        hint_message: hint,
                     };
                 }
                 EnvOp::Set(keys.into_iter().zip(values).collect())

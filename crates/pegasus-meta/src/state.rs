@@ -278,12 +278,34 @@ pub fn validate_replica_count(n: i32) -> Result<(), MetaError> {
     Ok(())
 }
 
-/// Validates a function level value.
+/// Validates a function level value as stored (what [`MetaState::apply`] accepts, so log
+/// entries written before `lively` was refused replay unchanged). Requests go through
+/// [`check_level_request`].
 pub fn validate_level(level: i32) -> Result<(), MetaError> {
     match level {
         LEVEL_STOPPED | LEVEL_BLIND | LEVEL_FREEZED | LEVEL_STEADY | LEVEL_LIVELY => Ok(()),
         other => Err(bad(format!("unknown meta function level {other}"))),
     }
+}
+
+/// The hint of a refused `set_meta_level lively`.
+pub const LIVELY_REFUSED: &str = "meta level lively needs the load balancer, which is not \
+     built yet; steady is the highest level supported";
+
+/// Whether a `RPC_CM_CONTROL_META` request may set `level`.
+///
+/// `lively` is refused rather than accepted as a no-op: at `lively` Pegasus balances
+/// partitions, and tools that set it (e.g. Pegasus's `pegasus_rebalance_cluster.sh`, run
+/// optionally at the end of `pegasus_rolling_update.sh`) then wait for the balancer to
+/// finish. Accepting it would tell them balancing is under way when nothing moves; a
+/// refusal makes the shell print `ERR_INVALID_PARAMETERS` and the script stop. Scripts only
+/// *lower* the level to `steady` before maintenance, which stays accepted, so nothing
+/// needed for safety breaks.
+pub fn check_level_request(level: i32) -> Result<(), MetaError> {
+    if level == LEVEL_LIVELY {
+        return Err(bad(LIVELY_REFUSED));
+    }
+    validate_level(level)
 }
 
 fn update_error(e: UpdateError) -> MetaError {
@@ -409,6 +431,9 @@ impl MetaState {
                         if kvs.is_empty() {
                             return Err(bad("no envs to set"));
                         }
+                        // Values only: whether a key is supported is checked when the
+                        // request arrives (`envs::check_set`), so entries logged before a
+                        // key was refused still apply.
                         for (k, v) in kvs {
                             envs::validate(k, v).map_err(bad)?;
                         }
@@ -543,4 +568,70 @@ fn set_config(part: &mut Partition, next: PartitionConfig, now_ms: u64) {
     }
     part.drop_ms.retain(|n, _| next.last_drops.contains(n));
     part.config = next;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lively_is_refused_as_a_request_but_the_other_levels_are_accepted() {
+        let err = check_level_request(LEVEL_LIVELY).unwrap_err();
+        assert!(matches!(err, MetaError::InvalidParameters(_)), "{err:?}");
+        assert!(err.to_string().contains(LIVELY_REFUSED), "{err}");
+        assert!(
+            LIVELY_REFUSED.contains("load balancer") && LIVELY_REFUSED.contains("steady"),
+            "{LIVELY_REFUSED}"
+        );
+        for level in [LEVEL_STOPPED, LEVEL_BLIND, LEVEL_FREEZED, LEVEL_STEADY] {
+            assert_eq!(check_level_request(level), Ok(()), "{level}");
+        }
+        assert!(check_level_request(0).is_err());
+        assert!(check_level_request(450).is_err());
+    }
+
+    #[test]
+    fn logged_commands_replay_unchanged() {
+        // Support is checked at the RPC edge; apply keeps accepting what older binaries
+        // logged, so every meta applying the same log reaches the same state.
+        let mut s = MetaState::default();
+        assert_eq!(
+            s.apply(&Command::SetFunctionLevel(LEVEL_LIVELY)),
+            Ok(Reply::Old(LEVEL_STEADY))
+        );
+        assert_eq!(
+            s.apply(&Command::CreateApp {
+                name: "t".into(),
+                partition_count: 1,
+                replica_count: 1,
+                envs: BTreeMap::from([("business.info".to_string(), "shop".to_string())]),
+                success_if_exist: false,
+                now_ms: 1,
+            }),
+            Ok(Reply::AppId(1))
+        );
+        let set = |k: &str, v: &str| Command::UpdateEnvs {
+            name: "t".into(),
+            op: EnvOp::Set(vec![(k.to_string(), v.to_string())]),
+        };
+        assert_eq!(
+            s.apply(&set("manual_compact.disabled", "true")),
+            Ok(Reply::Done)
+        );
+        // Values are still checked, and unknown keys refused.
+        assert!(s.apply(&set("manual_compact.disabled", "maybe")).is_err());
+        assert!(s.apply(&set("no.such.key", "1")).is_err());
+        // Delete and clear work for any stored key.
+        let del = Command::UpdateEnvs {
+            name: "t".into(),
+            op: EnvOp::Del(vec!["business.info".into()]),
+        };
+        assert_eq!(s.apply(&del), Ok(Reply::Done));
+        let clear = Command::UpdateEnvs {
+            name: "t".into(),
+            op: EnvOp::Clear("manual_compact.".into()),
+        };
+        assert_eq!(s.apply(&clear), Ok(Reply::Done));
+        assert!(s.app_by_name("t").is_some_and(|a| a.envs.is_empty()));
+    }
 }

@@ -321,22 +321,36 @@ async fn ddl_errors_carry_pegasus_error_codes() {
         envs(&client, set(&["default_ttl"], &[])).await.err,
         ErrorCode::InvalidParameters
     );
+    // A known env nothing acts on yet is refused, even next to a supported one.
     let r = envs(
         &client,
         set(
-            &[
-                "default_ttl",
-                "manual_compact.disabled",
-                "manual_compact.once.target_level",
-            ],
-            &["3600", "true", "2"],
+            &["default_ttl", "manual_compact.disabled"],
+            &["3600", "true"],
         ),
     )
     .await;
+    assert_eq!(r.err, ErrorCode::InvalidParameters);
+    assert!(
+        r.hint_message.contains("`manual_compact.disabled`")
+            && r.hint_message.contains("not supported yet"),
+        "{}",
+        r.hint_message
+    );
+    let apps = list(&client, AppStatus::Available).await;
+    let app = apps.iter().find(|a| a.app_name == "t.1:x_Y").unwrap();
+    assert!(app.envs.is_empty(), "nothing set: {:?}", app.envs);
+    let r = envs(&client, set(&["default_ttl"], &["3600"])).await;
     assert_eq!(r.err, ErrorCode::Ok, "{}", r.hint_message);
     let mut unknown = set(&["default_ttl"], &["1"]);
     unknown.app_name = "nope".into();
     assert_eq!(envs(&client, unknown).await.err, ErrorCode::AppNotExist);
+    let apps = list(&client, AppStatus::Available).await;
+    let app = apps.iter().find(|a| a.app_name == "t.1:x_Y").unwrap();
+    assert_eq!(
+        app.envs,
+        BTreeMap::from([("default_ttl".to_string(), "3600".to_string())])
+    );
     let r = envs(
         &client,
         UpdateAppEnvRequest {
@@ -348,22 +362,66 @@ async fn ddl_errors_carry_pegasus_error_codes() {
     )
     .await;
     assert_eq!(r.err, ErrorCode::Ok);
-    let r = envs(
-        &client,
-        UpdateAppEnvRequest {
-            app_name: "t.1:x_Y".into(),
-            op: AppEnvOperation::Clear,
-            clear_prefix: Some("manual_compact.once".into()),
-            ..UpdateAppEnvRequest::default()
-        },
-    )
-    .await;
-    assert_eq!(r.err, ErrorCode::Ok);
+    assert_eq!(
+        envs(&client, set(&["default_ttl"], &["60"])).await.err,
+        ErrorCode::Ok
+    );
+    // Clear by a prefix that does not match keeps the env; by one that does removes it.
+    for (prefix, left) in [("manual_compact.", 1), ("default", 0)] {
+        let r = envs(
+            &client,
+            UpdateAppEnvRequest {
+                app_name: "t.1:x_Y".into(),
+                op: AppEnvOperation::Clear,
+                clear_prefix: Some(prefix.into()),
+                ..UpdateAppEnvRequest::default()
+            },
+        )
+        .await;
+        assert_eq!(r.err, ErrorCode::Ok);
+        let apps = list(&client, AppStatus::Available).await;
+        let app = apps.iter().find(|a| a.app_name == "t.1:x_Y").unwrap();
+        assert_eq!(
+            app.envs.len(),
+            left,
+            "after clear {prefix:?}: {:?}",
+            app.envs
+        );
+    }
+    // Envs at creation are checked the same way (the response has no hint).
+    let with_envs = |env: &str, value: &str| {
+        MetaRequest::CreateApp(CreateAppRequest {
+            app_name: "with_envs".into(),
+            options: CreateAppOptions {
+                partition_count: 1,
+                replica_count: 3,
+                app_type: "pegasus".into(),
+                is_stateful: true,
+                envs: BTreeMap::from([(env.to_string(), value.to_string())]),
+                ..CreateAppOptions::default()
+            },
+        })
+    };
+    for (env, value, want) in [
+        (
+            "replica.deny_client_request",
+            "reconfig*write",
+            ErrorCode::InvalidParameters,
+        ),
+        ("no.such.env", "1", ErrorCode::InvalidParameters),
+        ("default_ttl", "-1", ErrorCode::InvalidParameters),
+        ("default_ttl", "600", ErrorCode::Ok),
+    ] {
+        match client.meta(with_envs(env, value)).await.unwrap() {
+            MetaResponse::CreateApp(r) => assert_eq!(r.err, want, "{env}={value}"),
+            other => panic!("{other:?}"),
+        }
+    }
     let apps = list(&client, AppStatus::Available).await;
-    let app = apps.iter().find(|a| a.app_name == "t.1:x_Y").unwrap();
+    let app = apps.iter().find(|a| a.app_name == "with_envs").unwrap();
     assert_eq!(
         app.envs,
-        BTreeMap::from([("manual_compact.disabled".to_string(), "true".to_string())])
+        BTreeMap::from([("default_ttl".to_string(), "600".to_string())])
     );
 
     // Max replica count.
@@ -487,6 +545,22 @@ async fn meta_is_freezed_with_too_few_live_nodes_and_by_function_level() {
     }
     match client.meta(level(MetaFunctionLevel::Steady)).await.unwrap() {
         MetaResponse::ControlMeta(r) => assert_eq!(r.err, ErrorCode::Ok),
+        other => panic!("{other:?}"),
+    }
+    // No load balancer: lively is refused and the level stays steady.
+    match client.meta(level(MetaFunctionLevel::Lively)).await.unwrap() {
+        MetaResponse::ControlMeta(r) => assert_eq!(
+            (r.err, r.old_level),
+            (ErrorCode::InvalidParameters, MetaFunctionLevel::Steady)
+        ),
+        other => panic!("{other:?}"),
+    }
+    match client
+        .meta(level(MetaFunctionLevel::Invalid))
+        .await
+        .unwrap()
+    {
+        MetaResponse::ControlMeta(r) => assert_eq!(r.old_level, MetaFunctionLevel::Steady),
         other => panic!("{other:?}"),
     }
     assert_eq!(create(&client, "u", 4, 3).await.err, ErrorCode::Ok);

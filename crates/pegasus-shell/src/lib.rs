@@ -377,6 +377,7 @@ impl Shell {
                 envs.insert(k.to_string(), v.to_string());
             }
         }
+        let with_envs = !envs.is_empty();
         let r = match self
             .meta(MetaRequest::CreateApp(CreateAppRequest {
                 app_name: name.clone(),
@@ -396,8 +397,15 @@ impl Shell {
             other => return Err(ShellError::Server(format!("unexpected {other:?}"))),
         };
         if r.err != ErrorCode::Ok {
+            // The create response carries no hint: say where the likely cause is.
+            let hint = if r.err == ErrorCode::InvalidParameters && with_envs {
+                " (meta refuses -e envs that are unknown or not supported yet by pegasus-rs; \
+                 set_app_envs on an existing table names the reason)"
+            } else {
+                ""
+            };
             return Err(ShellError::Server(format!(
-                "create app {name} failed: {}",
+                "create app {name} failed: {}{hint}",
                 r.err
             )));
         }

@@ -111,6 +111,18 @@ mod tests {
     }
 
     #[test]
+    fn there_is_no_meta_level_on_start_key() {
+        // Pegasus's `meta_function_level_on_start` has no counterpart: the level lives in the
+        // Raft state (`set_meta_level`), and `lively` is refused there (no load balancer).
+        let err = Config::from_toml("[meta_server]\nmeta_function_level_on_start = \"lively\"\n")
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("meta_function_level_on_start"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn lease_not_shorter_than_grace_is_rejected() {
         let err = Config::from_toml("[replication]\nfd_lease_ms = 5000\nfd_grace_ms = 5000\n")
             .unwrap_err();

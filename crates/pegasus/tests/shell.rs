@@ -135,19 +135,23 @@ fn shell_commands_work_against_onebox() {
         &ob,
         &[
             "use temp",
-            "set_app_envs default_ttl 86400 business.info shop",
+            "set_app_envs default_ttl 86400",
             "get_app_envs",
-            "del_app_envs business.info",
+            "del_app_envs default_ttl",
             "get_app_envs",
         ],
     );
-    assert!(
-        out.contains("default_ttl = 86400") && out.contains("business.info = shop"),
-        "{out}"
-    );
-    assert_eq!(out.matches("business.info").count(), 1, "deleted: {out}");
+    assert!(out.contains("default_ttl = 86400\n\n1 env(s)"), "{out}");
+    assert_eq!(out.matches("default_ttl").count(), 1, "deleted: {out}");
+    assert!(out.contains("\n0 env(s)"), "deleted: {out}");
     let (success, _, err) = shell(&ob, &["use temp", "set_app_envs no.such.env 1"]);
     assert!(!success && err.contains("no.such.env"), "{err}");
+    // Envs pegasus-rs does not act on yet are refused (crates/pegasus/tests/envs.rs).
+    let (success, _, err) = shell(&ob, &["use temp", "set_app_envs business.info shop"]);
+    assert!(
+        !success && err.contains("business.info") && err.contains("not supported yet"),
+        "{err}"
+    );
 
     // Table lifecycle.
     let out = ok(&ob, &["create t2 -p 2 -r 3", "ls"]);
