@@ -15,10 +15,9 @@
 mod onebox;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use onebox::{rt, Onebox};
+use onebox::{rt, shell, Onebox};
 use pegasus_client::Client;
 use pegasus_meta::envs::{Status, ENVS};
 use pegasus_proto::meta::{
@@ -26,27 +25,6 @@ use pegasus_proto::meta::{
     UpdateAppEnvRequest, UpdateAppEnvResponse,
 };
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
-
-/// Runs `pegasus shell -e c1 -e c2 ...`; returns (success, stdout, stderr).
-fn shell(ob: &Onebox, cmds: &[&str]) -> (bool, String, String) {
-    let metas = ob
-        .metas
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pegasus"));
-    c.arg("shell").arg("--meta").arg(metas);
-    for cmd in cmds {
-        c.arg("-e").arg(cmd);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 async fn update(client: &Client, req: UpdateAppEnvRequest) -> UpdateAppEnvResponse {
     match client.meta(MetaRequest::UpdateAppEnv(req)).await.unwrap() {

@@ -10,30 +10,7 @@
 
 mod onebox;
 
-use std::process::Command;
-
-use onebox::{serial, Onebox};
-
-/// Runs `pegasus shell -e c1 -e c2 ...`; returns (success, stdout, stderr).
-fn shell(ob: &Onebox, cmds: &[&str]) -> (bool, String, String) {
-    let metas = ob
-        .metas
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pegasus"));
-    c.arg("shell").arg("--meta").arg(metas);
-    for cmd in cmds {
-        c.arg("-e").arg(cmd);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use onebox::{serial, shell, Onebox};
 
 fn ok(ob: &Onebox, cmds: &[&str]) -> String {
     let (success, out, err) = shell(ob, cmds);

@@ -347,3 +347,24 @@ pub fn libfaketime() -> Option<PathBuf> {
     .map(PathBuf::from)
     .find(|p| p.exists())
 }
+
+/// Runs `pegasus shell -e c1 -e c2 ...`; returns (success, stdout, stderr).
+pub fn shell(ob: &Onebox, cmds: &[&str]) -> (bool, String, String) {
+    let metas = ob
+        .metas
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pegasus"));
+    c.arg("shell").arg("--meta").arg(metas);
+    for cmd in cmds {
+        c.arg("-e").arg(cmd);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
