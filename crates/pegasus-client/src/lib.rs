@@ -4,7 +4,11 @@
 //! to the primary of `crc64(hash_key) % partition_count` (by the sort key when the hash key is
 //! empty), and, like the official clients, refreshes the configuration and retries on
 //! `ERR_OBJECT_NOT_FOUND`, `ERR_INVALID_STATE`, `ERR_PARENT_PARTITION_MISUSED` and transport
-//! errors until the operation's timeout. Requests to one server share a pipelined connection.
+//! errors until the operation's timeout — a read always, a write only when it certainly was
+//! not applied (never sent, or refused before being proposed). A write whose outcome is
+//! unknown (sent and then the connection was lost, or `ERR_TIMEOUT`) is returned to the
+//! caller, since re-sending it could apply it twice. Requests to one server share a
+//! pipelined connection.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pegasus_client::ClientError> {
