@@ -927,7 +927,8 @@ impl Replica {
             self.logged.remove(&decree);
         }
         // Keep a bounded cache of committed mutations for learners.
-        let keep_from = self.committed
+        let keep_from = self
+            .committed
             .saturating_sub(i64::try_from(self.opts.cache_committed).unwrap_or(i64::MAX));
         while let Some((&d, _)) = self.log.first_key_value() {
             if d > keep_from {
@@ -1163,7 +1164,9 @@ impl Replica {
         let mut ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
         if self.status == Status::Secondary {
             self.commit_to(last_committed, out);
-            if last_committed > self.committed && !self.logged.contains(&(self.committed.saturating_add(1))) {
+            if last_committed > self.committed
+                && !self.logged.contains(&(self.committed.saturating_add(1)))
+            {
                 // A gap: the primary committed a decree we never got. We cannot catch up by
                 // prepares; be removed and re-learn.
                 ok = false;
@@ -1264,7 +1267,10 @@ impl Replica {
         self.group_check_waiting.clear();
         // Learning signatures start afresh for every primary term and embed its ballot: a
         // restarted primary must never reuse a signature a learner remembers as finished.
-        self.next_signature = u64::try_from(self.config.ballot).unwrap_or(0).wrapping_shl(32) | 1;
+        self.next_signature = u64::try_from(self.config.ballot)
+            .unwrap_or(0)
+            .wrapping_shl(32)
+            | 1;
         let last = self.last_prepared();
         if last.saturating_sub(self.committed) > self.opts.max_prepare_gap {
             // More uncommitted decrees than any primary lets into 2PC: this state did not
