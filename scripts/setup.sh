@@ -4,10 +4,23 @@
 set -euo pipefail
 
 need_apt=()
-# bindgen (for the RocksDB bindings) needs libclang.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-  need_apt+=(libclang-dev)
-fi
+# bindgen (for the RocksDB bindings) loads libclang itself: libclang.so, libclang.so.N or
+# libclang-N.so*. libclang-cpp.so.N (the C++ library, which some images ship alone) is not
+# it, so the patterns below must not match it.
+have_libclang() {
+  local f
+  for f in ${LIBCLANG_PATH:+"$LIBCLANG_PATH"/libclang.so* "$LIBCLANG_PATH"/libclang-[0-9]*.so*} \
+    /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so* \
+    /usr/local/lib/libclang.so* /usr/lib/libclang.so*; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
+have_libclang || need_apt+=(libclang-dev)
+# rustc links with `cc`, and build scripts compile C (lz4, RocksDB): rustup brings no C
+# compiler. (g++ happens to pull gcc in too; this does not rely on it.)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 # The RocksDB C++ build needs a C++ compiler.
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 # `pegasus onebox` and the tests stop processes with the kill program (procps).
