@@ -1296,13 +1296,16 @@ impl Replica {
         // an old primary's entries past what a newer primary re-proposed to it (sim seed 95:
         // decree 61 restamped by one primary, 62 still held from an older one). Such an
         // entry is uncommitted everywhere too (the committed prefix is stamped in order).
+        // Fuzz finding (`replica_events`): so is one stamped *equal* to the one before it
+        // (stamps strictly increase); re-proposed as is, two decrees committed with one
+        // timestamp.
         let mut restamp = false;
         let mut floor = self.committed_timestamp_us;
         for decree in (self.committed.saturating_add(1))..=last {
             if self
                 .log
                 .get(&decree)
-                .is_some_and(|m| m.timestamp_us < floor)
+                .is_some_and(|m| m.timestamp_us <= floor)
             {
                 restamp = true;
             }
@@ -2227,6 +2230,35 @@ mod tests {
             appended.windows(2).all(|w| w[0].1 < w[1].1),
             "timestamps go back along the decrees: {appended:?}"
         );
+    }
+
+    #[test]
+    fn a_new_primary_restamps_a_stale_entry_stamped_equal_to_the_decree_before_it() {
+        // Decree 8 came from the primary of ballot 9; decree 9 is this node's own proposal
+        // from ballot 7, stamped the same microsecond on another clock, never committed.
+        let m = |ballot, decree, ts| Mutation {
+            ballot,
+            decree,
+            last_committed: 7,
+            timestamp_us: ts,
+            updates: vec![Bytes::from_static(b"w")],
+        };
+        let mut r = Replica::new(
+            ME,
+            ReplicaOptions::default(),
+            config(9, &[S]),
+            7,
+            vec![m(7, 9, 300), m(9, 8, 300)],
+        );
+        r.observe_timestamp(100);
+        r.handle(Event::Config(config(10, &[S])));
+        let out = r.handle(Event::Config(config(11, &[S])));
+        assert_eq!(r.status(), Status::Primary, "{out:?}");
+        let stamps: Vec<(Decree, u64)> = appended(&out)
+            .iter()
+            .map(|m| (m.decree, m.timestamp_us))
+            .collect();
+        assert_eq!(stamps, vec![(8, 300), (9, 301)]);
     }
 
     #[test]
