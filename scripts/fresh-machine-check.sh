@@ -24,7 +24,7 @@
 #   --refresh-root   rebuild the cached bare root (~/.cache/pegasus-rs/fresh-root-SUITE.tar)
 #   --keep-root      keep the unpacked root (unmounted) for inspection
 #   --build-timeout  minutes to wait for `onebox ready:` (default 180: the cold build at
-#                    nice 19 on a busy machine; about 20 minutes on 2 idle cores)
+#                    nice 19 on a busy machine; 25 minutes measured here on 2 cores)
 #   --test-timeout   minutes for scripts/test.sh (default 120 quick, 300 full)
 #
 # Needs root (debootstrap, chroot, mounts) and network access. Every build runs under
