@@ -36,7 +36,7 @@ use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, Request, RpcAddress};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
-use pegasus_rpc::{Handler, ServerOptions, Session, SessionPool};
+use pegasus_rpc::{Handler, NetworkConfig, ServerOptions, Session, SessionPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -91,6 +91,8 @@ pub struct MetaOptions {
     pub listen: SocketAddr,
     /// HTTP admin endpoints on the same port (version, config, metrics); defaults if none.
     pub admin: Option<CommonEndpoints>,
+    /// `[network]`: connection caps, timeouts and the request-byte budget of the port.
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug)]
@@ -347,6 +349,7 @@ impl MetaServer {
             server.clone(),
             ServerOptions {
                 http: Some(http),
+                network: opts.network.clone(),
                 ..ServerOptions::default()
             },
         ));

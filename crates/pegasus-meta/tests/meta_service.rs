@@ -68,6 +68,7 @@ impl Metas {
             fd: FailureDetectorConfig::default(),
             listen: self.addrs[i],
             admin: None,
+            network: Default::default(),
         })
         .await
         .unwrap()

@@ -213,17 +213,11 @@ impl ServerCodec {
     }
 }
 
-impl Default for ServerCodec {
-    fn default() -> Self {
-        Self::new(DEFAULT_MAX_FRAME)
-    }
-}
-
-impl Decoder for ServerCodec {
-    type Item = RequestFrame;
-    type Error = FrameError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
+impl ServerCodec {
+    /// The size of the frame `src` starts with, once its header is complete (`None` before):
+    /// what a server must hold to receive it, known before the body arrives. Errors are the
+    /// ones [`Decoder::decode`] would return for the same bytes.
+    pub fn frame_len(&self, src: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(magic) = src.get(..4) else {
             return Ok(None);
         };
@@ -246,29 +240,7 @@ impl Decoder for ServerCodec {
                 if hdr_len as usize != V0_HEADER_LEN {
                     return Err(FrameError::BadHeaderLength(hdr_len));
                 }
-                let total = check_len(V0_HEADER_LEN as u64 + u64::from(body_len), self.max_frame)?;
-                if src.len() < total {
-                    src.reserve(total - src.len());
-                    return Ok(None);
-                }
-                let mut frame = src.split_to(total).freeze();
-                frame.advance(24);
-                let app_id = frame.get_i32();
-                let partition_index = frame.get_i32();
-                let client_timeout_ms = frame.get_i32();
-                let _thread_hash = frame.get_i32();
-                let partition_hash = frame.get_u64();
-                Ok(Some(RequestFrame {
-                    header: RequestHeader {
-                        version: 0,
-                        app_id,
-                        partition_index,
-                        client_timeout_ms,
-                        partition_hash,
-                        is_backup_request: false,
-                    },
-                    body: frame,
-                }))
+                check_len(V0_HEADER_LEN as u64 + u64::from(body_len), self.max_frame).map(Some)
             }
             1 => {
                 let (Some(meta_len), Some(body_len)) = (peek_u32(src, 8), peek_u32(src, 12)) else {
@@ -280,32 +252,71 @@ impl Decoder for ServerCodec {
                         max: MAX_V1_META,
                     });
                 }
-                let total = check_len(
+                check_len(
                     V1_HEADER_LEN as u64 + u64::from(meta_len) + u64::from(body_len),
                     self.max_frame,
-                )?;
-                if src.len() < total {
-                    src.reserve(total - src.len());
-                    return Ok(None);
-                }
-                let mut frame = src.split_to(total).freeze();
-                frame.advance(V1_HEADER_LEN);
-                let meta_bytes = frame.split_to(meta_len as usize);
-                let meta = RequestMetaV1::from_bytes(meta_bytes)?;
-                Ok(Some(RequestFrame {
-                    header: RequestHeader {
-                        version: 1,
-                        app_id: meta.app_id,
-                        partition_index: meta.partition_index,
-                        client_timeout_ms: meta.client_timeout,
-                        partition_hash: meta.client_partition_hash as u64,
-                        is_backup_request: meta.is_backup_request,
-                    },
-                    body: frame,
-                }))
+                )
+                .map(Some)
             }
             other => Err(FrameError::UnsupportedVersion(other)),
         }
+    }
+}
+
+impl Default for ServerCodec {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = RequestFrame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
+        let Some(total) = self.frame_len(src)? else {
+            return Ok(None);
+        };
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        let mut frame = src.split_to(total).freeze();
+        if peek_u32(&frame, 4) == Some(0) {
+            frame.advance(24);
+            let app_id = frame.get_i32();
+            let partition_index = frame.get_i32();
+            let client_timeout_ms = frame.get_i32();
+            let _thread_hash = frame.get_i32();
+            let partition_hash = frame.get_u64();
+            return Ok(Some(RequestFrame {
+                header: RequestHeader {
+                    version: 0,
+                    app_id,
+                    partition_index,
+                    client_timeout_ms,
+                    partition_hash,
+                    is_backup_request: false,
+                },
+                body: frame,
+            }));
+        }
+        // Version 1 (`frame_len` refused every other).
+        let meta_len = peek_u32(&frame, 8).unwrap_or(0) as usize;
+        frame.advance(V1_HEADER_LEN);
+        let meta_bytes = frame.split_to(meta_len);
+        let meta = RequestMetaV1::from_bytes(meta_bytes)?;
+        Ok(Some(RequestFrame {
+            header: RequestHeader {
+                version: 1,
+                app_id: meta.app_id,
+                partition_index: meta.partition_index,
+                client_timeout_ms: meta.client_timeout,
+                partition_hash: meta.client_partition_hash as u64,
+                is_backup_request: meta.is_backup_request,
+            },
+            body: frame,
+        }))
     }
 }
 

@@ -105,11 +105,18 @@ pub fn is_http(first: &[u8]) -> bool {
     first.starts_with(b"GET ") || first.starts_with(b"POST") || first.starts_with(b"HEAD")
 }
 
-/// Serves one HTTP request on `stream`, then closes it.
-pub async fn serve_connection(mut stream: TcpStream, service: Arc<dyn HttpService>) {
-    let mut head = Vec::with_capacity(1024);
+/// Serves one HTTP request on `stream`, then closes it. `head` holds the bytes already
+/// read from it; the request head must be complete by `deadline`, and the answer must be
+/// taken by the peer within `write_timeout`, or the connection is dropped.
+pub async fn serve_connection(
+    mut stream: TcpStream,
+    mut head: Vec<u8>,
+    deadline: tokio::time::Instant,
+    write_timeout: Duration,
+    service: Arc<dyn HttpService>,
+) {
     let mut buf = [0u8; 2048];
-    let complete = tokio::time::timeout(Duration::from_secs(10), async {
+    let complete = tokio::time::timeout_at(deadline, async {
         loop {
             if head.windows(4).any(|w| w == b"\r\n\r\n") {
                 return true;
@@ -165,8 +172,11 @@ pub async fn serve_connection(mut stream: TcpStream, service: Arc<dyn HttpServic
     )
     .into_bytes();
     out.extend_from_slice(&resp.body);
-    let _ = stream.write_all(&out).await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(write_timeout, async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -16,9 +16,11 @@
 pub mod error;
 pub mod http;
 pub mod internal;
+pub mod limits;
 pub mod server;
 pub mod session;
 
 pub use error::{Result, RpcError};
+pub use limits::NetworkConfig;
 pub use server::{serve, Handler, ServerOptions};
 pub use session::{bind_outgoing_to, set_send_delay, Session, SessionPool};

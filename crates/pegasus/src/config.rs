@@ -10,6 +10,7 @@ use anyhow::Context;
 use pegasus_meta::config::MetaServerConfig;
 use pegasus_meta::protocol::FailureDetectorConfig;
 use pegasus_replica::server::ReplicaServerConfig;
+use pegasus_rpc::NetworkConfig;
 use pegasus_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,8 @@ pub struct Config {
     pub replication: FailureDetectorConfig,
     /// `[replica_server]`: the replica server.
     pub replica_server: ReplicaServerConfig,
+    /// `[network]`: connection caps, timeouts and memory bounds of every server port.
+    pub network: NetworkConfig,
     pub metrics: MetricsSection,
 }
 
@@ -78,6 +81,9 @@ impl Config {
         self.replica_server
             .validate()
             .map_err(|e| anyhow::anyhow!("[replica_server] {e}"))?;
+        self.network
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[network] {e}"))?;
         Ok(())
     }
 }

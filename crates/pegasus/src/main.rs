@@ -433,6 +433,7 @@ fn run_meta(args: ServerArgs) -> anyhow::Result<ExitCode> {
             fd: config.replication,
             listen,
             admin: Some(admin("meta", &config)?),
+            network: config.network.clone(),
         })
         .await?;
         println!("meta server listening on {listen}");
@@ -467,6 +468,7 @@ fn run_replica(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 metas,
                 listen,
                 admin: Some(admin("replica", &config)?),
+                network: config.network.clone(),
             },
         )
         .await?;

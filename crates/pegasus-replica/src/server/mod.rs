@@ -32,7 +32,7 @@ use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
-use pegasus_rpc::{Handler, RpcError, ServerOptions, Session, SessionPool};
+use pegasus_rpc::{Handler, NetworkConfig, RpcError, ServerOptions, Session, SessionPool};
 use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -164,6 +164,8 @@ pub struct ReplicaServerOptions {
     pub listen: SocketAddr,
     /// HTTP admin endpoints on the same port (version, config, metrics); defaults if none.
     pub admin: Option<CommonEndpoints>,
+    /// `[network]`: connection caps, timeouts and the request-byte budget of the port.
+    pub network: NetworkConfig,
 }
 
 /// Where a learner fetches a checkpoint from (postcard inside [`Checkpoint::data`]).
@@ -548,7 +550,7 @@ impl ReplicaServer {
             ServerOptions {
                 http: Some(http),
                 max_frame: MAX_FRAME,
-                ..ServerOptions::default()
+                network: opts.network.clone(),
             },
         ));
         let beacons = tokio::spawn(beacon_loop(Arc::downgrade(&server)));
