@@ -1,7 +1,14 @@
 //! Fail points: named places in the replica server where a test makes the next few
 //! operations fail, the way TiKV's `fail` points and Pegasus's `inject_write_error_for_test`
 //! do — so the harness can check that a replica whose disk or store errs poisons itself,
-//! is removed and re-learns, and that no client sees a silent loss.
+//! is removed and re-learns, that a replica that merely ran out of descriptors or disk
+//! space is reopened in place instead, and that no client sees a silent loss.
+//!
+//! - `plog_append`, `plog_sync`: a mutation-log append / fsync fails with EIO (rebuild);
+//! - `storage_write`: applying a committed mutation fails as corruption (rebuild);
+//! - `replica_panic`: the replica thread panics while applying (rebuild);
+//! - `storage_flush_emfile`: the timed RocksDB flush fails with EMFILE (reopen in place);
+//! - `plog_append_enospc`: a mutation-log append fails with ENOSPC (reopen in place).
 //!
 //! They can only be armed in a server started with `[replica_server] enable_fail_points =
 //! true` (a test-only switch), through `POST /failpoint?name=<point>&times=<n>` on its admin
@@ -22,13 +29,21 @@ pub enum FailPoint {
     /// The replica thread panics while applying a committed mutation (a bug stands in: the
     /// replica must fail over exactly as after an I/O error, never wedge).
     ReplicaPanic,
+    /// The timed RocksDB flush fails with EMFILE, as when the process is out of
+    /// descriptors (a transient error: the replica is reopened in place).
+    StorageFlushEmfile,
+    /// A mutation-log append fails with ENOSPC, as on a full disk (a transient error: the
+    /// replica is reopened in place).
+    PlogAppendEnospc,
 }
 
-const POINTS: [(FailPoint, &str); 4] = [
+const POINTS: [(FailPoint, &str); 6] = [
     (FailPoint::PlogAppend, "plog_append"),
     (FailPoint::PlogSync, "plog_sync"),
     (FailPoint::StorageWrite, "storage_write"),
     (FailPoint::ReplicaPanic, "replica_panic"),
+    (FailPoint::StorageFlushEmfile, "storage_flush_emfile"),
+    (FailPoint::PlogAppendEnospc, "plog_append_enospc"),
 ];
 
 /// A set of fail points; the process has one, [`GLOBAL`].
@@ -146,6 +161,12 @@ pub fn eio(point: FailPoint) -> std::io::Error {
     )
 }
 
+/// The error an armed resource point returns: a real OS error number, so the replica
+/// classifies it exactly as it would the operating system's.
+pub fn os_error(code: i32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +190,11 @@ mod tests {
         assert!(!fp.fire(FailPoint::PlogAppend));
         assert_eq!("plog_sync".parse::<FailPoint>(), Ok(FailPoint::PlogSync));
         assert!("nope".parse::<FailPoint>().is_err());
+        for (point, name) in POINTS {
+            assert_eq!(name.parse::<FailPoint>(), Ok(point));
+            assert_eq!(fp.arm(point, 1), Ok(()));
+            assert!(fp.fire(point), "{name} fires in its own slot");
+            assert!(!fp.fire(point));
+        }
     }
 }

@@ -48,6 +48,9 @@ impl AppendFile for StdFile {
         if failpoint::fire(FailPoint::PlogAppend) {
             return Err(failpoint::eio(FailPoint::PlogAppend));
         }
+        if failpoint::fire(FailPoint::PlogAppendEnospc) {
+            return Err(failpoint::os_error(pegasus_storage::error::ENOSPC));
+        }
         self.0.write_all(buf)
     }
 

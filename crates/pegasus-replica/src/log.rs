@@ -48,6 +48,18 @@ pub enum LogError {
     },
 }
 
+impl LogError {
+    /// Whether the file system ran out of a resource (descriptors, memory, disk space)
+    /// rather than failing or holding bad bytes: the log's files are intact up to what was
+    /// flushed, so the replica may be reopened from them (ARCHITECTURE.md).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Io(e) => pegasus_storage::error::is_resource_exhaustion(e),
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// Result alias.
 pub type LogResult<T> = Result<T, LogError>;
 
@@ -321,13 +333,26 @@ impl MutationLog {
 
     /// Writes everything buffered in one write and syncs it (unless `sync` is off). Returns
     /// the largest decree now in the log. On error nothing buffered counts as logged and the
-    /// log must not be used further: the replica goes to error and re-learns.
+    /// log must not be used further: the replica is closed, and reopened from its files
+    /// after a [transient](LogError::is_transient) error or set aside and re-learned after
+    /// any other.
     pub fn flush(&mut self) -> LogResult<Decree> {
         if self.pending.is_empty() {
             return Ok(self.durable_max);
         }
         let batch = std::mem::take(&mut self.pending);
-        self.current.append(&batch)?;
+        if let Err(e) = self.current.append(&batch) {
+            if pegasus_storage::error::is_resource_exhaustion(&e) {
+                // A full disk may have taken part of the batch. Those bytes were never
+                // acknowledged: cut them, so that the replica, reopened once space is back,
+                // finds a clean log rather than a torn tail (which would make a primary
+                // give up its role). If the cut fails too, replay cuts the tail instead.
+                if let Some(seg) = self.segments.last() {
+                    let _ = self.fs.truncate(&seg.path, seg.len);
+                }
+            }
+            return Err(e.into());
+        }
         if self.opts.sync {
             self.current.sync()?;
         }

@@ -234,13 +234,105 @@ fn an_io_failure_is_an_error_and_nothing_counts_as_logged() {
     log.flush().unwrap();
     memfs.set_fail_io(true);
     log.append(&m(2, 1));
-    assert!(matches!(log.flush(), Err(LogError::Io(_))));
+    let err = log.flush().unwrap_err();
+    assert!(matches!(err, LogError::Io(_)));
+    assert!(
+        !err.is_transient(),
+        "an injected EIO is not a lack of resources"
+    );
     assert_eq!(log.max_decree(), 1);
     memfs.set_fail_io(false);
     drop(log);
     memfs.crash(CrashMode::DropUnsynced);
     let (_, replayed) = open(&fs, LogOptions::default()).unwrap();
     assert_eq!(replayed.len(), 1);
+}
+
+/// A disk that fills up in the middle of a write: while `full` is set, an append writes
+/// half of its bytes and fails with ENOSPC.
+#[derive(Debug)]
+struct FillingDisk {
+    inner: MemFs,
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct FillingFile {
+    inner: Box<dyn pegasus_replica::fs::AppendFile>,
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl pegasus_replica::fs::AppendFile for FillingFile {
+    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.append(&buf[..buf.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(
+                pegasus_storage::error::ENOSPC,
+            ));
+        }
+        self.inner.append(buf)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+}
+
+impl FileSystem for FillingDisk {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn open_append(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<Box<dyn pegasus_replica::fs::AppendFile>> {
+        Ok(Box::new(FillingFile {
+            inner: self.inner.open_append(path)?,
+            full: self.full.clone(),
+        }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_full_disk_is_transient_and_leaves_no_torn_tail() {
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fs: Arc<dyn FileSystem> = Arc::new(FillingDisk {
+        inner: MemFs::new(),
+        full: full.clone(),
+    });
+    let (mut log, _) = open(&fs, LogOptions::default()).unwrap();
+    log.append(&m(1, 1));
+    log.flush().unwrap();
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    log.append(&m(2, 1));
+    log.append(&m(3, 1));
+    let err = log.flush().unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(log.max_decree(), 1);
+    drop(log);
+    // Space is back: the reopened log holds what was flushed, and the half-written batch
+    // was cut, not left as a torn tail.
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (mut log, replayed, report) =
+        MutationLog::open(fs.clone(), Path::new("/plog"), LogOptions::default()).unwrap();
+    assert_eq!(replayed.iter().map(|m| m.decree).collect::<Vec<_>>(), [1]);
+    assert_eq!(report.truncated_bytes, 0);
+    log.append(&m(2, 1));
+    log.flush().unwrap();
 }
 
 #[derive(Debug, Clone)]
