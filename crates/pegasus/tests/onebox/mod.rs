@@ -69,6 +69,8 @@ pub struct Onebox {
     partitions: i32,
     extra: Option<PathBuf>,
     watch_stdin: bool,
+    /// `RLIMIT_NOFILE` (soft and hard) of every process of this onebox, if lowered.
+    nofile: Option<u64>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -81,6 +83,24 @@ impl Onebox {
     /// Like [`Onebox::start`], with `extra` TOML appended to the configuration.
     pub fn start_with(replicas: u16, partitions: i32, extra: &str) -> Self {
         Self::start_inner(replicas, partitions, extra, None)
+    }
+
+    /// Like [`Onebox::start_with`], every process limited to `nofile` descriptors (soft and
+    /// hard, so a server cannot raise it), for tests that exhaust them.
+    pub fn start_with_nofile(replicas: u16, partitions: i32, extra: &str, nofile: u64) -> Self {
+        let mut ob = Self::prepare(replicas, partitions, extra, None, false);
+        ob.nofile = Some(nofile);
+        ob.launch(false);
+        ob
+    }
+
+    /// The process id of one instance (`replica1`, `meta2`, ...).
+    pub fn pid(&self, name: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// A onebox that also runs a Redis proxy (`--redis-port`).
@@ -139,6 +159,7 @@ impl Onebox {
             partitions,
             extra: extra_path,
             watch_stdin,
+            nofile: None,
             _tmp: Some(tmp),
         }
     }
@@ -158,7 +179,17 @@ impl Onebox {
     }
 
     fn launch(&mut self, clean: bool) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pegasus"));
+        let mut cmd = match self.nofile {
+            // Set in a shell that then becomes onebox: every instance inherits it.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_pegasus"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_pegasus")),
+        };
         cmd.arg("onebox")
             .arg("--dir")
             .arg(&self.dir)
