@@ -444,8 +444,16 @@ pub async fn install(
             let Some(addr) = cluster.addr_of(&name) else {
                 return skipped("address unknown");
             };
-            const POINTS: [&str; 4] =
-                ["plog_append", "plog_sync", "storage_write", "replica_panic"];
+            // The first four rebuild the replica; the last two are transient resource
+            // errors, after which it is reopened in place.
+            const POINTS: [&str; 6] = [
+                "plog_append",
+                "plog_sync",
+                "storage_write",
+                "replica_panic",
+                "storage_flush_emfile",
+                "plog_append_enospc",
+            ];
             let point = POINTS
                 .get(rng.random_range(0..POINTS.len()))
                 .copied()

@@ -13,6 +13,7 @@ pub mod partition;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,10 +95,17 @@ pub struct ReplicaServerConfig {
     /// A planted bug, only for showing that `pegasus chaos` catches it: primaries ignore
     /// their lease (serve reads and stay primary after it lapsed). Never set it otherwise.
     pub planted_bug_ignore_lease: bool,
-    /// Test-only: allow arming fail points (log append/fsync EIO, store corruption) with
+    /// Test-only: allow arming fail points (log append/fsync EIO, store corruption, a
+    /// panic, a RocksDB flush failing with EMFILE, a log append failing with ENOSPC) with
     /// `POST /failpoint?name=<point>&times=<n>` on the admin port (`pegasus chaos
     /// --nemesis fail-point`). Never set it otherwise.
     pub enable_fail_points: bool,
+    /// A replica whose flush, apply, log write or metadata write fails for lack of a
+    /// resource (EMFILE, ENFILE, ENOMEM, ENOSPC) is closed and reopened in place, after 1 s,
+    /// 2 s, 4 s, … at most 30 s. After this many such failures in a row (a failure more
+    /// than 10 minutes after the previous one starts a new count) it is set aside and
+    /// rebuilt from another copy instead, like a corrupt one. 0 rebuilds at once.
+    pub transient_error_max_retries: u32,
 }
 
 impl Default for ReplicaServerConfig {
@@ -120,6 +128,7 @@ impl Default for ReplicaServerConfig {
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
             enable_fail_points: false,
+            transient_error_max_retries: 8,
         }
     }
 }
@@ -145,7 +154,75 @@ impl ReplicaServerConfig {
         if self.log_segment_bytes < 4096 {
             return Err("log_segment_bytes must be at least 4096".into());
         }
+        if self.transient_error_max_retries > MAX_TRANSIENT_RETRIES {
+            return Err(format!(
+                "transient_error_max_retries must be at most {MAX_TRANSIENT_RETRIES}"
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Largest `transient_error_max_retries` accepted: past it a replica that never recovers
+/// would retry every 30 s for hours instead of being rebuilt.
+const MAX_TRANSIENT_RETRIES: u32 = 1000;
+/// A transient failure longer ago than this no longer counts toward
+/// `transient_error_max_retries`.
+const TRANSIENT_STREAK_RESET: Duration = Duration::from_secs(600);
+/// The first wait before a replica closed by a transient failure is reopened; it doubles
+/// with each failure in a row, up to [`REOPEN_BACKOFF_MAX`].
+const REOPEN_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait before a reopen.
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before the `attempt`-th reopen in a row (1-based): 1 s, 2 s, 4 s, … ≤ 30 s.
+fn reopen_backoff(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(5);
+    REOPEN_BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(REOPEN_BACKOFF_MAX)
+}
+
+/// Replicas closed by a transient resource error (ARCHITECTURE.md, "which local errors do
+/// what"), and how often each failed that way lately.
+#[derive(Debug, Default)]
+struct Reopens {
+    /// Per partition: transient failures in a row, and when the last one happened.
+    streaks: HashMap<Gpid, (u32, Instant)>,
+    /// Partitions closed and waiting to be reopened. While a partition is here nothing
+    /// else opens it (meta's configurations, learner invitations): the wait is the point.
+    pending: BTreeMap<Gpid, PendingReopen>,
+}
+
+#[derive(Debug)]
+struct PendingReopen {
+    /// The failure in a row this wait follows (1-based).
+    attempt: u32,
+    /// What failed.
+    reason: String,
+    /// When the next attempt is due.
+    due: Instant,
+    /// The closed replica (its last report, table facts and old store, for the admin view
+    /// and to wait until RocksDB has let go of the directory).
+    old: Option<Arc<Shared>>,
+}
+
+impl Reopens {
+    /// Counts one more transient failure of `gpid` at `now`: `Ok(attempt)` to reopen it
+    /// once more, `Err(failures)` when that is more than `max` in a row.
+    fn count(&mut self, gpid: Gpid, now: Instant, max: u32) -> Result<u32, u32> {
+        let previous = self
+            .streaks
+            .get(&gpid)
+            .filter(|(_, last)| now.saturating_duration_since(*last) <= TRANSIENT_STREAK_RESET)
+            .map_or(0, |(n, _)| *n);
+        let n = previous.saturating_add(1);
+        if n > max {
+            self.streaks.remove(&gpid);
+            return Err(n);
+        }
+        self.streaks.insert(gpid, (n, now));
+        Ok(n)
     }
 }
 
@@ -246,6 +323,9 @@ pub struct Ctx {
     meta: MetaLink,
     /// The latest lease meta granted this node: (beacon sent, until), local ms.
     lease: Mutex<Option<(u64, u64)>>,
+    /// Wakes the config sync loop before its interval (a reopened replica wants meta's
+    /// configuration now: until then a primary does not serve).
+    sync_now: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -432,6 +512,9 @@ pub struct ReplicaServer {
     ctx: Arc<Ctx>,
     replicas: Arc<Mutex<BTreeMap<Gpid, Arc<Shared>>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    reopens: Mutex<Reopens>,
+    /// Set by `shutdown`: no replica is reopened after it.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for ReplicaServer {
@@ -511,6 +594,7 @@ impl ReplicaServer {
                 next: Mutex::new(0),
             },
             lease: Mutex::new(None),
+            sync_now: tokio::sync::Notify::new(),
         });
         if opts.config.enable_fail_points {
             crate::failpoint::GLOBAL.enable();
@@ -519,10 +603,16 @@ impl ReplicaServer {
         metrics::counter!("pegasus_replica_learn_bytes_total").increment(0);
         metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(0);
         metrics::counter!("pegasus_replica_committed_mutations_total").increment(0);
+        metrics::counter!("pegasus_replica_reopens_total").increment(0);
+        for op in TRANSIENT_OPS {
+            metrics::counter!("pegasus_replica_transient_errors_total", "op" => op).increment(0);
+        }
         let server = Arc::new(Self {
             ctx,
             replicas: Arc::new(Mutex::new(BTreeMap::new())),
             tasks: Mutex::new(Vec::new()),
+            reopens: Mutex::new(Reopens::default()),
+            stopping: AtomicBool::new(false),
         });
         // Reopen every replica found on disk.
         for entry in std::fs::read_dir(root.join("replica"))? {
@@ -532,6 +622,14 @@ impl ReplicaServer {
                 continue;
             };
             if let Err(e) = server.open_replica(gpid, None) {
+                // Out of descriptors, memory or space at start: the copy is not at fault.
+                if partition::is_transient_io(&e) {
+                    metrics::counter!("pegasus_replica_transient_errors_total", "op" => "reopen")
+                        .increment(1);
+                    if server.schedule_reopen(gpid, format!("open: {e}")) {
+                        continue;
+                    }
+                }
                 tracing::error!("replica {gpid:?} does not open ({e}): moving it aside");
                 let _ = layout::retire(&root, gpid, "err", wall_ms());
             }
@@ -568,6 +666,8 @@ impl ReplicaServer {
 
     /// Stops serving and closes every replica (flushing them).
     pub async fn shutdown(&self) {
+        // Before listing the replicas: a reopen either sees this or is in the list.
+        self.stopping.store(true, Ordering::SeqCst);
         let tasks: Vec<_> = self
             .tasks
             .lock()
@@ -615,6 +715,25 @@ impl ReplicaServer {
         gpid: Gpid,
         create_with: Option<(PartitionConfig, AppSummary)>,
     ) -> std::io::Result<Arc<Shared>> {
+        if self.is_pending_reopen(gpid) {
+            return Err(std::io::Error::other(
+                "closed after a transient error; it is reopened after its backoff",
+            ));
+        }
+        self.open_replica_now(gpid, create_with)
+    }
+
+    fn is_pending_reopen(&self, gpid: Gpid) -> bool {
+        self.reopens
+            .lock()
+            .is_ok_and(|r| r.pending.contains_key(&gpid))
+    }
+
+    fn open_replica_now(
+        self: &Arc<Self>,
+        gpid: Gpid,
+        create_with: Option<(PartitionConfig, AppSummary)>,
+    ) -> std::io::Result<Arc<Shared>> {
         if let Some(r) = self.replica(gpid) {
             return Ok(r);
         }
@@ -649,6 +768,15 @@ impl ReplicaServer {
     }
 
     fn on_replica_exit(self: &Arc<Self>, gpid: Gpid, exit: Exit) {
+        let exit = match exit {
+            Exit::Reopen(reason) => {
+                if self.schedule_reopen(gpid, reason) {
+                    return;
+                }
+                Exit::Failed
+            }
+            other => other,
+        };
         if exit == Exit::Failed {
             // Keep the failed copy for inspection (moved aside before the replica leaves
             // the map, so nothing reopens it meanwhile); a fresh replica re-learns in its
@@ -656,12 +784,220 @@ impl ReplicaServer {
             if let Err(e) = layout::retire(&self.ctx.root, gpid, "err", wall_ms()) {
                 tracing::error!("replica {gpid:?}: cannot move the failed copy aside: {e}");
             }
+            // The new copy starts with no transient failures behind it.
+            if let Ok(mut r) = self.reopens.lock() {
+                r.streaks.remove(&gpid);
+            }
         }
+        self.forget_closed(gpid);
+    }
+
+    /// A replica closed (or not opened, at start) after a transient resource error: keep its
+    /// directory and reopen it after a backoff, on the runtime (this runs on the replica's
+    /// own thread). False when it failed that way too often in a row: then it is rebuilt
+    /// like a failed one.
+    fn schedule_reopen(self: &Arc<Self>, gpid: Gpid, reason: String) -> bool {
+        let max = self.ctx.cfg.transient_error_max_retries;
+        let now = Instant::now();
+        let old = self.replica(gpid).filter(|r| r.is_closed());
+        let Ok(mut reopens) = self.reopens.lock() else {
+            return false;
+        };
+        let attempt = match reopens.count(gpid, now, max) {
+            Ok(attempt) => attempt,
+            Err(failures) => {
+                tracing::error!(
+                    "replica {gpid:?}: {failures} transient failures in a row (more than \
+                     transient_error_max_retries = {max}), the last: {reason}; it is set aside \
+                     and rebuilt"
+                );
+                return false;
+            }
+        };
+        let delay = reopen_backoff(attempt);
+        tracing::warn!(
+            "replica {gpid:?}: a transient error ({reason}); reopening it in place in {delay:?} \
+             (failure {attempt} of at most {max} in a row)"
+        );
+        // Pending before the closed replica leaves the map, so nothing else opens it meanwhile.
+        reopens.pending.insert(
+            gpid,
+            PendingReopen {
+                attempt,
+                reason,
+                due: now + delay,
+                old,
+            },
+        );
+        drop(reopens);
+        self.forget_closed(gpid);
+        self.reopen_later(gpid, delay);
+        true
+    }
+
+    fn forget_closed(&self, gpid: Gpid) {
         if let Ok(mut m) = self.replicas.lock() {
             if m.get(&gpid).is_some_and(|r| r.is_closed()) {
                 m.remove(&gpid);
             }
         }
+    }
+
+    fn reopen_later(self: &Arc<Self>, gpid: Gpid, delay: Duration) {
+        let server = Arc::downgrade(self);
+        self.ctx.rt.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(s) = server.upgrade() {
+                s.reopen(gpid);
+            }
+        });
+    }
+
+    /// Reopens a replica closed by a transient error from its own directory: the crash
+    /// restart path (the log replays what the store lacks; a primary asks meta for a new
+    /// ballot and keeps its data, a secondary catches up from its primary).
+    fn reopen(self: &Arc<Self>, gpid: Gpid) {
+        let (attempt, held) = match self.reopens.lock() {
+            Ok(mut r) => {
+                if self.stopping.load(Ordering::SeqCst) {
+                    r.pending.remove(&gpid);
+                    return;
+                }
+                let Some(p) = r.pending.get(&gpid) else {
+                    return;
+                };
+                let held = p
+                    .old
+                    .as_ref()
+                    .is_some_and(|old| old.store_handle().strong_count() > 0);
+                (p.attempt, held)
+            }
+            Err(_) => return,
+        };
+        if held {
+            // A reader or a background compaction still has the old store open, and RocksDB
+            // refuses to open a directory this process holds: wait (not a failure).
+            let delay = reopen_backoff(attempt);
+            tracing::info!(
+                "replica {gpid:?}: its old store is still in use; reopening in {delay:?}"
+            );
+            self.set_due(gpid, delay);
+            self.reopen_later(gpid, delay);
+            return;
+        }
+        match self.open_replica_now(gpid, None) {
+            Ok(shared) => {
+                let reason = self
+                    .reopens
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.pending.remove(&gpid))
+                    .map(|p| p.reason)
+                    .unwrap_or_default();
+                metrics::counter!("pegasus_replica_reopens_total").increment(1);
+                tracing::info!("replica {gpid:?} reopened in place (after: {reason})");
+                // Meta's configuration now rather than at the next sync: a reopened primary
+                // asks for a new ballot only once it has it, and serves nothing before.
+                self.ctx.sync_now.notify_one();
+                if self.stopping.load(Ordering::SeqCst) {
+                    shared.send(Input::Close);
+                }
+            }
+            Err(e) if partition::is_transient_io(&e) => {
+                metrics::counter!("pegasus_replica_transient_errors_total", "op" => "reopen")
+                    .increment(1);
+                let max = self.ctx.cfg.transient_error_max_retries;
+                let counted = self
+                    .reopens
+                    .lock()
+                    .map(|mut r| r.count(gpid, Instant::now(), max));
+                match counted {
+                    Ok(Ok(attempt)) => {
+                        let delay = reopen_backoff(attempt);
+                        tracing::warn!(
+                            "replica {gpid:?}: reopening failed with a transient error ({e}); \
+                             trying again in {delay:?} (failure {attempt} of at most {max} in a row)"
+                        );
+                        if let Ok(mut r) = self.reopens.lock() {
+                            if let Some(p) = r.pending.get_mut(&gpid) {
+                                p.attempt = attempt;
+                                p.reason = format!("reopen: {e}");
+                            }
+                        }
+                        self.set_due(gpid, delay);
+                        self.reopen_later(gpid, delay);
+                    }
+                    Ok(Err(failures)) => self.give_up_reopening(
+                        gpid,
+                        &format!(
+                            "{failures} transient failures in a row (more than \
+                             transient_error_max_retries = {max}), the last while reopening: {e}"
+                        ),
+                    ),
+                    Err(_) => self.give_up_reopening(gpid, &e.to_string()),
+                }
+            }
+            Err(e) => self.give_up_reopening(gpid, &format!("it does not reopen: {e}")),
+        }
+    }
+
+    fn set_due(&self, gpid: Gpid, delay: Duration) {
+        if let Ok(mut r) = self.reopens.lock() {
+            if let Some(p) = r.pending.get_mut(&gpid) {
+                p.due = Instant::now() + delay;
+            }
+        }
+    }
+
+    /// A replica that cannot be reopened is set aside like one that fails to open at start;
+    /// a fresh copy re-learns once meta's next configuration names this node.
+    fn give_up_reopening(&self, gpid: Gpid, why: &str) {
+        tracing::error!("replica {gpid:?}: {why}; it is set aside and rebuilt");
+        if let Err(e) = blocking(|| layout::retire(&self.ctx.root, gpid, "err", wall_ms())) {
+            tracing::error!("replica {gpid:?}: cannot move the failed copy aside: {e}");
+        }
+        if let Ok(mut r) = self.reopens.lock() {
+            r.pending.remove(&gpid);
+            r.streaks.remove(&gpid);
+        }
+    }
+
+    /// The admin view of the replicas waiting to be reopened.
+    fn pending_reopens_json(&self) -> Vec<serde_json::Value> {
+        let Ok(r) = self.reopens.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let max = self.ctx.cfg.transient_error_max_retries;
+        r.pending
+            .iter()
+            .map(|(gpid, p)| {
+                let (status, rep) = p.old.as_ref().map(|o| o.report()).unzip();
+                serde_json::json!({
+                    "app_id": gpid.app_id,
+                    "partition_index": gpid.pidx,
+                    "table": p.old.as_ref().map(|o| o.app().name).unwrap_or_default(),
+                    "status": "Reopening",
+                    "ballot": rep.map(|r| r.ballot),
+                    "last_committed_decree": rep.map(|r| r.last_committed),
+                    "last_prepared_decree": rep.map(|r| r.last_prepared),
+                    "last_timestamp_us": p.old.as_ref().map_or(0, |o| o.last_timestamp_us()),
+                    "reopening": {
+                        "attempt": p.attempt,
+                        "max_attempts": max,
+                        "reason": p.reason,
+                        "status_before": status.map(|s| format!("{s:?}")),
+                        "next_attempt_in_ms": u64::try_from(
+                            p.due.saturating_duration_since(now).as_millis()
+                        ).unwrap_or(u64::MAX),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn pending_reopen_count(&self) -> usize {
+        self.reopens.lock().map_or(0, |r| r.pending.len())
     }
 
     /// Delivers meta's view of a partition: opens the replica if this node is a member
@@ -1062,6 +1398,7 @@ impl HttpService for ReplicaHttp {
                             "last_timestamp_us": r.last_timestamp_us(),
                         })
                     })
+                    .chain(s.pending_reopens_json())
                     .collect();
                 HttpResponse::json(serde_json::Value::Array(list).to_string())
             }
@@ -1142,12 +1479,14 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
             };
             *by_status.entry(name).or_default() += 1;
         }
+        by_status.insert("reopening", s.pending_reopen_count() as u64);
         for status in [
             "primary",
             "secondary",
             "potential_secondary",
             "inactive",
             "error",
+            "reopening",
         ] {
             let n = by_status.get(status).copied().unwrap_or(0);
             metrics::gauge!("pegasus_replica_replicas", "status" => status).set(n as f64);
@@ -1228,9 +1567,23 @@ async fn config_sync_loop(server: std::sync::Weak<ReplicaServer>) {
             // Meta not reachable or not leading yet: try again soon.
             Err(_) => interval = Duration::from_millis(500),
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = ctx.sync_now.notified() => {}
+        }
     }
 }
+
+/// The `op` label values of `pegasus_replica_transient_errors_total`: where a local
+/// operation ran out of a resource.
+const TRANSIENT_OPS: [&str; 6] = [
+    "log_flush",
+    "apply",
+    "rocksdb_flush",
+    "init",
+    "checkpoint_install",
+    "reopen",
+];
 
 /// Helper for tests and tools: the directory a server keeps a replica in.
 pub fn replica_path(root: &Path, gpid: Gpid) -> PathBuf {
@@ -1273,5 +1626,52 @@ pub fn record_request(op: &'static str, app_id: i32, took: Duration, error: Opti
             "code" => code.name()
         )
         .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_backoff_doubles_from_one_second_up_to_thirty() {
+        let secs: Vec<u64> = (1..=8).map(|n| reopen_backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(reopen_backoff(0), Duration::from_secs(1));
+        assert_eq!(reopen_backoff(u32::MAX), REOPEN_BACKOFF_MAX);
+    }
+
+    #[test]
+    fn transient_failures_in_a_row_are_bounded_and_forgotten_after_ten_quiet_minutes() {
+        let gpid = Gpid::new(1, 0);
+        let other = Gpid::new(1, 1);
+        let mut r = Reopens::default();
+        let t0 = Instant::now();
+        assert_eq!(r.count(gpid, t0, 3), Ok(1));
+        assert_eq!(r.count(gpid, t0 + Duration::from_secs(1), 3), Ok(2));
+        assert_eq!(r.count(other, t0 + Duration::from_secs(1), 3), Ok(1));
+        assert_eq!(r.count(gpid, t0 + Duration::from_secs(3), 3), Ok(3));
+        // The fourth in a row is one too many: rebuild, and a new copy starts afresh.
+        assert_eq!(r.count(gpid, t0 + Duration::from_secs(7), 3), Err(4));
+        assert_eq!(r.count(gpid, t0 + Duration::from_secs(8), 3), Ok(1));
+        // More than ten minutes after the previous failure, the count starts again.
+        assert_eq!(r.count(gpid, t0 + Duration::from_secs(9), 3), Ok(2));
+        let later = t0 + Duration::from_secs(9) + TRANSIENT_STREAK_RESET + Duration::from_secs(1);
+        assert_eq!(r.count(gpid, later, 3), Ok(1));
+        // 0 retries: every transient failure rebuilds, as before reopening existed.
+        assert_eq!(Reopens::default().count(gpid, t0, 0), Err(1));
+    }
+
+    #[test]
+    fn transient_error_max_retries_is_validated() {
+        let mut c = ReplicaServerConfig::default();
+        assert_eq!(c.transient_error_max_retries, 8);
+        c.transient_error_max_retries = 0;
+        assert!(c.validate().is_ok());
+        c.transient_error_max_retries = MAX_TRANSIENT_RETRIES + 1;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("transient_error_max_retries"));
     }
 }

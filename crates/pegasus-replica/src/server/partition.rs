@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,14 +18,17 @@ use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
 use pegasus_core::ids::{Decree, Gpid};
 use pegasus_meta::protocol::{AppSummary, ReplicaReport};
 use pegasus_proto::ErrorCode;
-use pegasus_storage::{PartitionStore, RocksEngine, StorageEngine, WriteRequest, WriteResponse};
+use pegasus_storage::error::is_resource_exhaustion;
+use pegasus_storage::{
+    PartitionStore, RocksEngine, StorageEngine, StorageError, WriteRequest, WriteResponse,
+};
 use tokio::sync::oneshot;
 
 use super::layout::{self, InitInfo};
 use super::Ctx;
 use crate::core::{Action, Checkpoint, Event, Refusal, Replica, Status};
 use crate::fs::StdFs;
-use crate::log::{LogOptions, MutationLog};
+use crate::log::{LogError, LogOptions, MutationLog};
 use crate::mutation::Mutation;
 use crate::update::{decode_write, encode_write};
 
@@ -78,7 +81,11 @@ pub struct Shared {
     pub gpid: Gpid,
     /// Its directory.
     pub dir: PathBuf,
-    store: RwLock<Arc<Store>>,
+    /// The store reads are served from; taken out when the thread ends, so that RocksDB
+    /// closes as soon as the last reader is done.
+    store: RwLock<Option<Arc<Store>>>,
+    /// The store last served, without keeping it open.
+    last_store: Mutex<Weak<Store>>,
     read_until_ms: AtomicU64,
     last_timestamp_us: AtomicU64,
     report: Mutex<(Status, ReplicaReport)>,
@@ -95,7 +102,31 @@ impl Shared {
         if now_ms >= self.read_until_ms.load(Ordering::Acquire) {
             return None;
         }
-        self.store.read().ok().map(|s| s.clone())
+        self.store.read().ok().and_then(|s| s.clone())
+    }
+
+    fn set_store(&self, store: &Arc<Store>) {
+        if let Ok(mut s) = self.store.write() {
+            *s = Some(store.clone());
+        }
+        if let Ok(mut w) = self.last_store.lock() {
+            *w = Arc::downgrade(store);
+        }
+    }
+
+    fn release_store(&self) {
+        let released = self.store.write().ok().and_then(|mut s| s.take());
+        drop(released);
+    }
+
+    /// The store this replica served last, without keeping it open: while it is still
+    /// alive (a reader or a background compaction holds it), RocksDB holds its directory
+    /// and refuses to open it again in this process.
+    pub fn store_handle(&self) -> Weak<Store> {
+        match self.last_store.lock() {
+            Ok(w) => w.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// Sends an input to the replica thread (false if it stopped).
@@ -134,16 +165,43 @@ impl Shared {
 }
 
 /// How a replica thread ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
     /// Told to close.
     Closed,
-    /// The replica failed (I/O error, protocol anomaly): rebuild it.
+    /// The replica failed (corruption, an I/O error, a protocol anomaly, a panic): set its
+    /// copy aside and rebuild it.
     Failed,
+    /// A local operation ran out of a resource (descriptors, memory, disk space): the copy
+    /// is intact as after a crash, so reopen it from its directory once the resource may
+    /// be back. The reason is for logs and the admin view.
+    Reopen(String),
 }
 
-fn storage_error(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+/// A storage error as an I/O error, keeping what classifies it: an OS error stays itself
+/// (its number), anything else is wrapped whole (see [`is_transient_io`]).
+fn storage_error(e: StorageError) -> std::io::Error {
+    match e {
+        StorageError::Io(e) => e,
+        other => std::io::Error::other(other),
+    }
+}
+
+/// A mutation-log error as an I/O error, the same way.
+fn log_error(e: LogError) -> std::io::Error {
+    match e {
+        LogError::Io(e) => e,
+        other => std::io::Error::other(other),
+    }
+}
+
+/// Whether an error of [`open`] (or of any local file operation) is a transient lack of a
+/// resource: an OS error EMFILE, ENFILE, ENOMEM or ENOSPC, or a storage error that says so.
+pub fn is_transient_io(e: &std::io::Error) -> bool {
+    is_resource_exhaustion(e)
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<StorageError>())
+            .is_some_and(StorageError::is_transient)
 }
 
 /// Opens (or creates) the replica of `gpid` and starts its thread. `fresh_config` is used
@@ -204,7 +262,7 @@ pub fn open(
             sync: true,
         },
     )
-    .map_err(storage_error)?;
+    .map_err(log_error)?;
     let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
     core.observe_timestamp(store.engine().applied_state().write_time_us);
     if init.fresh {
@@ -221,7 +279,8 @@ pub fn open(
     let shared = Arc::new(Shared {
         gpid,
         dir: dir.clone(),
-        store: RwLock::new(store.clone()),
+        store: RwLock::new(Some(store.clone())),
+        last_store: Mutex::new(Arc::downgrade(&store)),
         read_until_ms: AtomicU64::new(0),
         last_timestamp_us: AtomicU64::new(core.last_timestamp_us()),
         report: Mutex::new((
@@ -257,6 +316,7 @@ pub fn open(
         retired: Vec::new(),
         checkpoints_made: 0,
         last_storage_stats: 0,
+        transient: None,
     };
     let thread_shared = shared.clone();
     std::thread::Builder::new()
@@ -273,8 +333,10 @@ pub fn open(
                         Exit::Failed
                     }
                 };
-            // Close RocksDB and the log before the directory may be moved aside.
+            // Close RocksDB and the log before the directory may be moved aside (or opened
+            // again): RocksDB closes once the last reader lets go of the store.
             drop(actor);
+            thread_shared.release_store();
             thread_shared.closed.store(true, Ordering::Release);
             thread_shared.read_until_ms.store(0, Ordering::Release);
             on_exit(gpid, exit);
@@ -313,6 +375,9 @@ struct Actor {
     checkpoints_made: u64,
     /// When RocksDB figures were last recorded.
     last_storage_stats: u64,
+    /// A local operation of this round ran out of a resource: reads are off, nothing more
+    /// is applied, and the round ends with [`Exit::Reopen`].
+    transient: Option<String>,
 }
 
 /// Pegasus's `manual_compact.once.trigger_time` env: a Unix time in seconds; every replica
@@ -402,25 +467,67 @@ impl Actor {
                         });
                     }
                     Err(e) => {
-                        tracing::error!(
-                            "replica {:?}: mutation log flush failed: {e}",
-                            self.shared.gpid
+                        let transient = e.is_transient();
+                        self.local_failure(
+                            "log_flush",
+                            transient,
+                            format!("mutation log flush failed: {e}"),
                         );
-                        self.event(Event::LocalError);
                     }
                 }
             }
-            if self.core.status() == Status::Error {
-                tracing::error!(
-                    "replica {:?} is in error: it will be rebuilt",
-                    self.shared.gpid
-                );
-                self.fail_clients();
-                return Exit::Failed;
+            if let Some(exit) = self.failed_exit() {
+                return exit;
             }
             self.maybe_checkpoint(now);
             self.maybe_record_storage(now);
             self.persist();
+            if let Some(exit) = self.failed_exit() {
+                return exit;
+            }
+        }
+    }
+
+    /// How the thread ends after a failure this round, if one happened: in error, it is
+    /// rebuilt (this wins over a transient failure of the same round); after a transient
+    /// failure, it is reopened in place. Writes still waiting are answered `ERR_TIMEOUT`.
+    fn failed_exit(&mut self) -> Option<Exit> {
+        if self.core.status() == Status::Error {
+            tracing::error!(
+                "replica {:?} is in error: it will be rebuilt",
+                self.shared.gpid
+            );
+            self.fail_clients();
+            return Some(Exit::Failed);
+        }
+        let reason = self.transient.take()?;
+        tracing::warn!(
+            "replica {:?} closes to be reopened in place ({reason})",
+            self.shared.gpid
+        );
+        self.fail_clients();
+        Some(Exit::Reopen(reason))
+    }
+
+    /// A local operation failed. A transient lack of a resource (descriptors, memory, disk
+    /// space) leaves the copy as a crash would: reads stop at once, nothing more is applied
+    /// this round, and the round ends with [`Exit::Reopen`] — the core is not told, so a
+    /// primary does not ask meta to drop it. Anything else is the core's `LocalError`: the
+    /// replica goes to error and is rebuilt.
+    fn local_failure(&mut self, op: &'static str, transient: bool, what: String) {
+        let gpid = self.shared.gpid;
+        if !transient {
+            tracing::error!("replica {gpid:?}: {what}");
+            self.event(Event::LocalError);
+            return;
+        }
+        metrics::counter!("pegasus_replica_transient_errors_total", "op" => op).increment(1);
+        tracing::warn!(
+            "replica {gpid:?}: {what}: out of a resource, not corrupt: it closes and is reopened in place"
+        );
+        self.shared.read_until_ms.store(0, Ordering::Release);
+        if self.transient.is_none() {
+            self.transient = Some(format!("{op}: {what}"));
         }
     }
 
@@ -578,8 +685,17 @@ impl Actor {
         }
     }
 
+    /// The read deadline to publish: none while a transient failure is pending (the store
+    /// may lack a decree the group committed).
+    fn read_deadline(&self) -> u64 {
+        if self.transient.is_some() {
+            return 0;
+        }
+        self.core.read_deadline().unwrap_or(0)
+    }
+
     fn publish(&self) {
-        let until = self.core.read_deadline().unwrap_or(0);
+        let until = self.read_deadline();
         self.shared.read_until_ms.store(until, Ordering::Release);
         self.shared
             .last_timestamp_us
@@ -612,7 +728,7 @@ impl Actor {
     }
 
     fn publish_lowered(&self) {
-        let until = self.core.read_deadline().unwrap_or(0);
+        let until = self.read_deadline();
         self.shared.read_until_ms.fetch_min(until, Ordering::AcqRel);
     }
 
@@ -667,11 +783,13 @@ impl Actor {
     }
 
     fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
-        if self.core.status() == Status::Error {
-            // An earlier decree of this round failed to apply: the store has a hole and
-            // is about to be discarded. Applying later decrees onto it would compute their
-            // answers (incr, check_and_set) from a wrong state; their clients are left to
-            // `fail_clients` (outcome unknown — the group did commit them).
+        if self.core.status() == Status::Error || self.transient.is_some() {
+            // An earlier decree of this round failed to apply (or the store cannot be
+            // trusted to take more): the store has a hole and is about to be discarded or
+            // reopened. Applying later decrees onto it would compute their answers (incr,
+            // check_and_set) from a wrong state; their clients are left to `fail_clients`
+            // (outcome unknown — the group did commit them). A reopened copy replays them
+            // from its log.
             return;
         }
         metrics::counter!("pegasus_replica_committed_mutations_total").increment(1);
@@ -707,12 +825,12 @@ impl Actor {
                 }
             }
             Err(e) => {
-                tracing::error!(
-                    "replica {:?}: cannot apply decree {}: {e}",
-                    self.shared.gpid,
-                    m.decree
+                let transient = e.is_transient();
+                self.local_failure(
+                    "apply",
+                    transient,
+                    format!("cannot apply decree {}: {e}", m.decree),
                 );
-                self.event(Event::LocalError);
             }
         }
     }
@@ -807,17 +925,16 @@ impl Actor {
                 let old = self.shared.dir.join(&info.data);
                 info.data = name;
                 if let Err(e) = layout::write_init(&self.shared.dir, &info) {
-                    tracing::error!(
-                        "replica {:?}: cannot persist init info: {e}",
-                        self.shared.gpid
+                    let transient = is_transient_io(&e);
+                    self.local_failure(
+                        "checkpoint_install",
+                        transient,
+                        format!("cannot persist init info: {e}"),
                     );
-                    self.event(Event::LocalError);
                     return;
                 }
                 self.persisted = info;
-                if let Ok(mut s) = self.shared.store.write() {
-                    *s = store.clone();
-                }
+                self.shared.set_store(&store);
                 let previous = std::mem::replace(&mut self.store, store);
                 self.retired.push((previous, old));
                 metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(1);
@@ -828,11 +945,12 @@ impl Actor {
                 self.event(Event::CheckpointInstalled { decree });
             }
             Err(e) => {
-                tracing::error!(
-                    "replica {:?}: installing checkpoint failed: {e}",
-                    self.shared.gpid
+                let transient = is_transient_io(&e);
+                self.local_failure(
+                    "checkpoint_install",
+                    transient,
+                    format!("installing checkpoint failed: {e}"),
                 );
-                self.event(Event::LocalError);
             }
         }
     }
@@ -909,9 +1027,18 @@ impl Actor {
         self.collect_retired();
         self.maybe_manual_compact();
         let engine = self.store.engine();
-        if let Err(e) = engine.flush() {
-            tracing::error!("replica {:?}: flush failed: {e}", self.shared.gpid);
-            self.event(Event::LocalError);
+        let flushed = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageFlushEmfile) {
+            Err(StorageError::Io(crate::failpoint::os_error(
+                pegasus_storage::error::EMFILE,
+            )))
+        } else {
+            engine.flush()
+        };
+        if let Err(e) = flushed {
+            // A failed flush leaves RocksDB in its background-error (read-only) state, and
+            // the C API has no `Resume()`: closing and reopening the engine is the way back.
+            let transient = e.is_transient();
+            self.local_failure("rocksdb_flush", transient, format!("flush failed: {e}"));
             return;
         }
         // Keep what lagging secondaries or learners may still ask for.
@@ -938,11 +1065,8 @@ impl Actor {
         match layout::write_init(&self.shared.dir, &info) {
             Ok(()) => self.persisted = info,
             Err(e) => {
-                tracing::error!(
-                    "replica {:?}: cannot persist init info: {e}",
-                    self.shared.gpid
-                );
-                self.event(Event::LocalError);
+                let transient = is_transient_io(&e);
+                self.local_failure("init", transient, format!("cannot persist init info: {e}"));
             }
         }
     }
