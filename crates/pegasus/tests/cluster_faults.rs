@@ -304,6 +304,184 @@ fn a_panicking_replica_fails_over_and_is_rebuilt_like_after_an_io_error() {
     });
 }
 
+/// The sum of a counter's series in a server's `/metrics` whose labels contain `labels`
+/// (empty: every series).
+fn counter(addr: SocketAddr, name: &str, labels: &str) -> f64 {
+    http_get(addr, "/metrics")
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']) && rest.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Copies set aside (`.err`) anywhere in the onebox.
+fn err_copies(ob: &Onebox) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(ob.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|d| walk(&d.path(), 4))
+        .filter(|p| p.to_string_lossy().ends_with(".err"))
+        .collect()
+}
+
+/// Waits until `victim` has reopened `reopens` replicas in place, noting whether its
+/// `/replica/replicas` showed one waiting to be reopened meanwhile.
+async fn wait_reopened(ob: &Onebox, victim: SocketAddr, reopens: f64) -> bool {
+    let mut seen_waiting = false;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while counter(victim, "pegasus_replica_reopens_total", "") < reopens {
+        let list: serde_json::Value =
+            serde_json::from_str(&http_get(victim, "/replica/replicas")).unwrap();
+        seen_waiting |= list.as_array().unwrap().iter().any(|r| {
+            r["status"] == "Reopening"
+                && r["reopening"]["attempt"].as_u64().is_some_and(|n| n >= 1)
+                && r["reopening"]["reason"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty())
+        });
+        assert!(
+            Instant::now() < deadline,
+            "{victim} did not reopen {reopens} replicas in place within 90 s\n{}",
+            ob.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen_waiting
+}
+
+/// A RocksDB flush that fails with EMFILE (a descriptor flood, issue #29) leaves the copy
+/// intact: the primary is closed and reopened from its own directory, with backoff, keeps
+/// its data, and no copy is set aside or re-learned.
+#[test]
+fn a_flush_failing_with_emfile_recovers_in_place_without_a_rebuild() {
+    let _g = serial();
+    let ob = Onebox::start_with(
+        3,
+        1,
+        "[replica_server]\nenable_fail_points = true\ncheckpoint_interval_ms = 1000\n",
+    );
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = Writers::start(&t, 4);
+        wait_acked_beyond(&w, 50, Duration::from_secs(30)).await;
+        let cfg = client.query_config("temp").await.unwrap();
+        let victim: SocketAddr = cfg.partitions[0].primary.to_socket_addr().unwrap();
+        let armed = post_failpoint(victim, "name=storage_flush_emfile&times=3");
+        assert!(armed.contains(" 200"), "arming refused: {armed}");
+        // Each of the three timed flushes that fail closes the primary; each time it is
+        // reopened in place (after 1 s, 2 s, 4 s).
+        let seen_waiting = wait_reopened(&ob, victim, 3.0).await;
+        assert!(
+            seen_waiting,
+            "/replica/replicas never showed the replica waiting to be reopened"
+        );
+        let after = w.acked();
+        wait_acked_beyond(&w, after + 100, Duration::from_secs(60)).await;
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s\n{}",
+            ob.logs()
+        );
+        let keys = w.stop().await;
+        verify_all(&t, &keys).await;
+        assert_eq!(
+            counter(
+                victim,
+                "pegasus_replica_transient_errors_total",
+                "op=\"rocksdb_flush\""
+            ),
+            3.0,
+            "three transient flush failures counted"
+        );
+        assert_eq!(
+            err_copies(&ob),
+            Vec::<std::path::PathBuf>::new(),
+            "no copy was set aside to be rebuilt"
+        );
+    });
+}
+
+/// A secondary whose mutation-log append fails with ENOSPC is reopened in place and
+/// catches up from its primary; nothing is set aside.
+#[test]
+fn a_log_append_failing_with_enospc_on_a_secondary_recovers_in_place() {
+    let _g = serial();
+    let ob = Onebox::start_with(3, 1, "[replica_server]\nenable_fail_points = true\n");
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = Writers::start(&t, 4);
+        wait_acked_beyond(&w, 50, Duration::from_secs(30)).await;
+        let cfg = client.query_config("temp").await.unwrap();
+        let victim: SocketAddr = cfg.partitions[0].secondaries[0].to_socket_addr().unwrap();
+        let armed = post_failpoint(victim, "name=plog_append_enospc&times=1");
+        assert!(armed.contains(" 200"), "arming refused: {armed}");
+        wait_reopened(&ob, victim, 1.0).await;
+        let after = w.acked();
+        wait_acked_beyond(&w, after + 100, Duration::from_secs(60)).await;
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s\n{}",
+            ob.logs()
+        );
+        let keys = w.stop().await;
+        verify_all(&t, &keys).await;
+        assert_eq!(
+            counter(
+                victim,
+                "pegasus_replica_transient_errors_total",
+                "op=\"log_flush\""
+            ),
+            1.0
+        );
+        assert_eq!(err_copies(&ob), Vec::<std::path::PathBuf>::new());
+    });
+}
+
+/// Corruption is not transient: a store write failing as corrupt still takes the old path
+/// (the primary is dropped, its copy set aside, a new one re-learns), never a reopen.
+#[test]
+fn an_injected_corruption_still_sets_the_copy_aside_and_rebuilds() {
+    let _g = serial();
+    let ob = Onebox::start_with(3, 1, "[replica_server]\nenable_fail_points = true\n");
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = Writers::start(&t, 4);
+        wait_acked_beyond(&w, 50, Duration::from_secs(30)).await;
+        let old = client.query_config("temp").await.unwrap().partitions[0].primary;
+        let victim: SocketAddr = old.to_socket_addr().unwrap();
+        let armed = post_failpoint(victim, "name=storage_write&times=1");
+        assert!(armed.contains(" 200"), "arming refused: {armed}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while err_copies(&ob).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the corrupt copy was not set aside within 30 s\n{}",
+                ob.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let after = w.acked();
+        wait_acked_beyond(&w, after + 100, Duration::from_secs(30)).await;
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s"
+        );
+        let keys = w.stop().await;
+        verify_all(&t, &keys).await;
+        assert_eq!(counter(victim, "pegasus_replica_reopens_total", ""), 0.0);
+        assert_eq!(
+            counter(victim, "pegasus_replica_transient_errors_total", ""),
+            0.0
+        );
+    });
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> String {
     onebox::http_get(addr, path).1
 }
