@@ -216,6 +216,8 @@ const WRITE_BATCH: usize = 64;
 /// Bytes read at a time while no frame is being received; a connection between frames
 /// holds about this much.
 const READ_CHUNK: usize = 4096;
+/// A connection's read or write buffer larger than this is released once empty.
+const KEEP_BUFFER: usize = 64 << 10;
 
 async fn connection<H: Handler>(
     stream: TcpStream,
@@ -244,6 +246,11 @@ async fn connection<H: Handler>(
                 }
                 if result.is_ok() {
                     result = sink.flush().await;
+                }
+                // A large reply (a scan, a multi_get) must not stay allocated for as long
+                // as the connection lives.
+                if sink.write_buffer().capacity() > KEEP_BUFFER {
+                    *sink.write_buffer_mut() = BytesMut::new();
                 }
                 result
             })
@@ -335,6 +342,10 @@ async fn connection<H: Handler>(
             Ok(None) if buf.is_empty() => None,
             Ok(None) => Some(last_progress + stall),
         };
+        if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+            // Between frames after a large one: give its memory back.
+            buf = BytesMut::new();
+        }
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(READ_CHUNK);
         }

@@ -338,3 +338,67 @@ fn a_connection_flood_on_a_meta_server_keeps_ddl_and_config_sync_working() {
         );
     });
 }
+
+/// Resident memory of a process, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn an_idle_connection_costs_a_bounded_few_kilobytes_and_stays_open() {
+    const IDLE: usize = 1000;
+    let _g = serial();
+    let ob = Onebox::start(1, 1);
+    let victim = ob.replicas[0];
+    let pid = ob.pid("replica1");
+    rt().block_on(async {
+        let before = rss(pid);
+        // Connections that made one call and stay idle, like a client's pooled sessions.
+        let mut sessions = Vec::new();
+        for _ in 0..IDLE {
+            let s = pegasus_rpc::Session::new(victim, 1 << 20);
+            let answer = pegasus_rpc::internal::call::<_, i64>(
+                &s,
+                "RPC_PEGASUS_RS_NOPE",
+                &0,
+                Duration::from_secs(5),
+            )
+            .await;
+            assert!(
+                matches!(answer, Err(pegasus_rpc::RpcError::Remote(_))),
+                "{answer:?}"
+            );
+            sessions.push(s);
+        }
+        let after = rss(pid);
+        let per = after.saturating_sub(before) / IDLE as u64;
+        println!(
+            "{IDLE} idle connections: RSS {} KiB -> {} KiB, {} bytes each",
+            before / 1024,
+            after / 1024,
+            per
+        );
+        assert!(per < 64 << 10, "{per} bytes of RSS per idle connection");
+        // Idle beyond the header timeout: still open, still served.
+        tokio::time::sleep(HEADER_TIMEOUT + Duration::from_secs(1)).await;
+        for s in sessions.iter().take(10) {
+            let answer = pegasus_rpc::internal::call::<_, i64>(
+                s,
+                "RPC_PEGASUS_RS_NOPE",
+                &0,
+                Duration::from_secs(5),
+            )
+            .await;
+            assert!(
+                matches!(answer, Err(pegasus_rpc::RpcError::Remote(_))),
+                "an idle session was closed: {answer:?}"
+            );
+        }
+    });
+}
