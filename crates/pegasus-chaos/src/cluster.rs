@@ -177,6 +177,50 @@ impl Cluster {
             .sum()
     }
 
+    /// Lines of all instance logs containing any of `needles` (each line counted once).
+    pub fn count_lines_in_logs(&self, needles: &[&str]) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|text| {
+                text.lines()
+                    .filter(|l| needles.iter().any(|n| l.contains(n)))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Failed replica copies kept on disk (`<data>/replica/*.err`), over every replica
+    /// server. A server keeps only the newest failed copy of each partition, so this is a
+    /// lower bound of the copies ever moved aside.
+    pub fn count_err_dirs(&self) -> usize {
+        (1..=self.replicas.len())
+            .filter_map(|i| {
+                std::fs::read_dir(self.data_dir(&format!("replica{i}")).join("replica")).ok()
+            })
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// The pid of a running instance, from the onebox's `<instance>.pid`.
+    pub fn pid_of(&self, instance: &str) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.dir.join(format!("{instance}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
     /// The instance name serving `addr`.
     pub fn instance_of(&self, addr: SocketAddr) -> Option<String> {
         let find = |list: &[SocketAddr], role: &str| {

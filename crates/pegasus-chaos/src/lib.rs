@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod flood;
 pub mod nemesis;
 pub mod net;
 pub mod tamper;
@@ -184,6 +185,11 @@ pub struct Report {
     pub torn_tails_cut: u64,
     /// Replica copies set aside because they would not open (corrupt log), from the logs.
     pub replicas_set_aside: u64,
+    /// Replica copies moved aside to be rebuilt for any reason (in error, panicked, failed
+    /// transiently too often, would not open): lines of the logs saying so, or the `.err`
+    /// directories left on disk if more. A failure in a run whose every nemesis
+    /// [forbids rebuilds](Nemesis::forbids_rebuilds).
+    pub replicas_moved_aside: u64,
     /// The run directory.
     pub dir: PathBuf,
 }
@@ -196,17 +202,24 @@ impl Report {
             && self.lin_violations == 0
             && self.lin_unknown == 0
             && self.liveness
+            && !(self.rebuilds_forbidden() && self.replicas_moved_aside > 0)
+    }
+
+    /// Whether every nemesis of the run forbids rebuilds (e.g. `conn-flood`).
+    pub fn rebuilds_forbidden(&self) -> bool {
+        !self.nemeses.is_empty() && self.nemeses.iter().all(|n| n.forbids_rebuilds())
     }
 
     /// The one summary line.
     pub fn summary_line(&self) -> String {
         format!(
-            "ops={} acked={} lost={} violations={} unknown={}",
+            "ops={} acked={} lost={} violations={} unknown={} moved_aside={}",
             self.ops_invoked,
             self.acked_writes,
             self.acked_writes_lost,
             self.lin_violations,
-            self.lin_unknown
+            self.lin_unknown,
+            self.replicas_moved_aside
         )
     }
 
@@ -222,7 +235,7 @@ impl Report {
                 .join(", ")
         };
         let mut s = format!(
-            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}; acknowledged writes not readable at the end: {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
+            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}; acknowledged writes not readable at the end: {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}; moved aside to be rebuilt: {}{}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
             self.seed,
             self.nemeses.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.planted_ignore_lease,
@@ -246,6 +259,12 @@ impl Report {
             self.stale_read_probes,
             self.torn_tails_cut,
             self.replicas_set_aside,
+            self.replicas_moved_aside,
+            if self.rebuilds_forbidden() {
+                " (none allowed)"
+            } else {
+                ""
+            },
             self.check_ms,
             if self.passed() { "pass" } else { "FAIL" },
         );
@@ -417,8 +436,19 @@ async fn stale_read_probe(
     }
 }
 
+/// Log lines of a replica copy moved aside to be rebuilt (each event logs one of them).
+const MOVED_ASIDE: [&str; 4] = [
+    "is in error",
+    "will be rebuilt",
+    "set aside and rebuilt",
+    "moving it aside",
+];
+
 /// Runs one chaos run.
 pub fn run(opts: &ChaosOptions) -> Result<Report> {
+    // Room for the workload's connections and a `conn-flood` (the servers raise theirs).
+    let fds = pegasus_rpc::limits::raise_fd_limit();
+    tracing::info!("chaos: descriptor limit {} (was {})", fds.now, fds.before);
     let _ = std::fs::remove_dir_all(&opts.dir);
     std::fs::create_dir_all(&opts.dir)?;
     // The harness restarts nodes far more often than Pegasus's flapping guard allows (5
@@ -540,11 +570,11 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         // primary afterwards, as an application's cache would.
         let stale = Client::new(ClientConfig::new(cluster.metas.clone()));
         let stale_table = stale.open_table("temp").await.ok();
-        let fault = match nemesis::install(nemesis, cluster, &admin, &mut firewall, &mut rng).await
-        {
-            Ok(f) => f,
-            Err(e) => nemesis::Fault::Skipped(e.to_string()),
-        };
+        let mut fault =
+            match nemesis::install(nemesis, cluster, &admin, &mut firewall, &mut rng).await {
+                Ok(f) => f,
+                Err(e) => nemesis::Fault::Skipped(e.to_string()),
+            };
         let hold = nemesis::hold(nemesis, GRACE, &mut rng);
         let hold_until = Instant::now() + hold;
         let probe = match (fault.isolated_primary(), stale_table) {
@@ -560,7 +590,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             _ => None,
         };
         nemesis::hold_until(&fault, &mut firewall, hold_until, &mut rng).await;
-        let healed = match nemesis::heal(&fault, cluster, &mut firewall) {
+        let healed = match nemesis::heal(&mut fault, cluster, &mut firewall).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!("chaos: healing {} failed: {e}", fault.describe());
@@ -735,6 +765,9 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         check_ms,
         torn_tails_cut: cluster.count_in_logs("torn mutation-log tail") as u64,
         replicas_set_aside: cluster.count_in_logs("does not open") as u64,
+        replicas_moved_aside: cluster
+            .count_lines_in_logs(&MOVED_ASIDE)
+            .max(cluster.count_err_dirs()) as u64,
         dir: opts.dir.clone(),
     })
 }
@@ -752,6 +785,54 @@ mod tests {
             (1000, 501, 990, 999)
         );
         assert_eq!(percentiles(Vec::new()).p99_us, 0);
+    }
+
+    fn report(nemeses: &[Nemesis], moved_aside: u64) -> Report {
+        Report {
+            seed: 1,
+            nemeses: nemeses.to_vec(),
+            planted_ignore_lease: false,
+            skews: Vec::new(),
+            schedule: Vec::new(),
+            ops_invoked: 10,
+            ops_ok: 10,
+            ops_fail: 0,
+            ops_info: 0,
+            acked_writes: 5,
+            acked_writes_lost: 0,
+            acked_writes_unverified: 0,
+            lin_violations: 0,
+            lin_unknown: 0,
+            violating_keys: Vec::new(),
+            stale_reads: 0,
+            stale_read_probes: 0,
+            liveness: true,
+            recovery_ms: Some(0),
+            longest_unavailable_ms: 0,
+            longest_unavailable_from_ms: 0,
+            latency_baseline: Latency::default(),
+            latency_under_fault: Latency::default(),
+            check_ms: 0,
+            torn_tails_cut: 0,
+            replicas_set_aside: 0,
+            replicas_moved_aside: moved_aside,
+            dir: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn a_rebuild_fails_a_conn_flood_run_only() {
+        let flood = report(&[Nemesis::ConnFlood], 0);
+        assert!(flood.passed());
+        assert!(flood.summary_line().ends_with(" moved_aside=0"));
+        assert!(flood
+            .markdown()
+            .contains("moved aside to be rebuilt: 0 (none allowed)"));
+        assert!(!report(&[Nemesis::ConnFlood], 1).passed());
+        // Other faults may rebuild a copy (a corrupt log must be); it is counted only.
+        assert!(report(&[Nemesis::CorruptLog], 3).passed());
+        assert!(report(&[Nemesis::ConnFlood, Nemesis::Kill], 1).passed());
+        assert!(report(&[], 1).passed());
     }
 
     #[test]
@@ -774,6 +855,7 @@ mod tests {
             "net-drop",
             "net-delay",
             "net-flap",
+            "conn-flood",
         ] {
             assert_eq!(n.parse::<Nemesis>().unwrap().to_string(), n);
         }

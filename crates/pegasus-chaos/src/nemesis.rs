@@ -2,13 +2,15 @@
 //! in the report is exact.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pegasus_client::Client;
 use rand::Rng;
 use serde::Serialize;
 
 use crate::cluster::{http_request, Cluster};
+use crate::flood::{self, Flood, FloodOutcome};
 use crate::net::Firewall;
 use crate::{tamper, ChaosError, Result};
 
@@ -57,9 +59,13 @@ pub enum Nemesis {
     /// Cut a random replica server off from every other node and heal it again, every
     /// 1-3 s, for the hold (row 10).
     NetFlap,
+    /// Hold as many connections to one server (a replica server, or a meta server one time
+    /// in four) as its descriptor limit, silent or stalled in a frame header, reconnecting
+    /// whenever the server closes one (row 17). No replica may be rebuilt because of it.
+    ConnFlood,
 }
 
-const ALL: [(Nemesis, &str); 17] = [
+const ALL: [(Nemesis, &str); 18] = [
     (Nemesis::None, "none"),
     (Nemesis::Kill, "kill"),
     (Nemesis::KillPrimary, "kill-primary"),
@@ -77,12 +83,30 @@ const ALL: [(Nemesis, &str); 17] = [
     (Nemesis::NetDrop, "net-drop"),
     (Nemesis::NetDelay, "net-delay"),
     (Nemesis::NetFlap, "net-flap"),
+    (Nemesis::ConnFlood, "conn-flood"),
 ];
+
+/// The longest hold of a `conn-flood`; the flood also ends by itself 60 s after that.
+const CONN_FLOOD_MAX_HOLD: Duration = Duration::from_secs(65);
+
+/// How long healing a `conn-flood` waits, at most, for its sockets to be closed on both
+/// sides.
+const CONN_FLOOD_HEAL_WAIT: Duration = Duration::from_secs(30);
+
+/// Sockets the target may hold beyond its count from before the flood once it is healed
+/// (the workload's own connections come and go meanwhile).
+const SOCKET_SLACK: usize = 64;
 
 impl Nemesis {
     /// Whether this nemesis arms fail points (the run enables them).
     pub fn arms_fail_points(self) -> bool {
         matches!(self, Self::FailPoint | Self::NetDelay)
+    }
+
+    /// Whether a replica moved aside to be rebuilt during this nemesis is a failure of the
+    /// run (it harms no copy's data, so nothing may be rebuilt).
+    pub fn forbids_rebuilds(self) -> bool {
+        matches!(self, Self::ConnFlood)
     }
 }
 
@@ -157,9 +181,40 @@ pub enum Fault {
         /// Which point and how many times.
         what: String,
     },
+    /// A flood of connections to `instance`; healing stops it, waits until its sockets
+    /// are closed and records what the flood saw.
+    Flooded {
+        /// Instance name.
+        instance: String,
+        /// Connections held at once.
+        connections: usize,
+        /// The target's soft descriptor limit (`/proc/<pid>/limits`), if read.
+        limit: Option<u64>,
+        /// Socket descriptors the target held before the flood, if read.
+        sockets_before: Option<usize>,
+        /// Socket descriptors it held once healed, if read.
+        sockets_after: Option<usize>,
+        /// What the flood saw; `None` until healed.
+        outcome: Option<FloodOutcome>,
+        /// The running flood.
+        #[serde(skip)]
+        flood: FloodHandle,
+    },
     /// Nothing could be done (e.g. no primary known); the report says so.
     Skipped(String),
 }
+
+/// A running flood inside a [`Fault`] (equal only to itself).
+#[derive(Debug, Clone)]
+pub struct FloodHandle(Arc<Flood>);
+
+impl PartialEq for FloodHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for FloodHandle {}
 
 impl Fault {
     /// The partition whose primary this fault cut off from meta while clients may still
@@ -439,6 +494,35 @@ pub async fn install(
                 pairs,
             })
         }
+        Nemesis::ConnFlood => {
+            let name = if !cluster.metas.is_empty() && rng.random_range(0..4) == 0 {
+                format!("meta{}", rng.random_range(1..=cluster.metas.len()))
+            } else {
+                random_replica(rng)
+            };
+            let Some(addr) = cluster.addr_of(&name) else {
+                return skipped("address unknown");
+            };
+            let pid = cluster.pid_of(&name);
+            let limit = pid.and_then(flood::nofile_soft_of);
+            let connections =
+                flood::connections_for(limit, pegasus_rpc::limits::raise_fd_limit().now);
+            if connections == 0 {
+                return skipped("no descriptors to spare for a flood");
+            }
+            let sockets_before = pid.and_then(flood::open_sockets);
+            // Bounded even if nothing heals it: the longest hold and a minute more.
+            let deadline = Instant::now() + CONN_FLOOD_MAX_HOLD + Duration::from_secs(60);
+            Ok(Fault::Flooded {
+                instance: name,
+                connections,
+                limit,
+                sockets_before,
+                sockets_after: None,
+                outcome: None,
+                flood: FloodHandle(Flood::start(addr, connections, deadline)),
+            })
+        }
         Nemesis::FailPoint => {
             let name = random_replica(rng);
             let Some(addr) = cluster.addr_of(&name) else {
@@ -644,14 +728,47 @@ pub fn hold(nemesis: Nemesis, grace: Duration, rng: &mut impl Rng) -> Duration {
         Nemesis::PartitionSecondary | Nemesis::PartitionMetas => ms(2_000, 12_000, rng),
         Nemesis::DiskFull | Nemesis::NetDrop | Nemesis::NetDelay => ms(5_000, 15_000, rng),
         Nemesis::NetFlap => ms(8_000, 15_000, rng),
+        // Several header timeouts (5 s): connections are reaped and replaced over and over,
+        // and timed flushes and checkpoints come due under it.
+        Nemesis::ConnFlood => ms(
+            20_000,
+            u64::try_from(CONN_FLOOD_MAX_HOLD.as_millis()).unwrap_or(65_000),
+            rng,
+        ),
         Nemesis::None => ms(5_000, 10_000, rng),
         _ => ms(1_000, 8_000, rng),
     }
 }
 
-/// Undoes a fault.
-pub fn heal(fault: &Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result<()> {
+/// Undoes a fault (a flood also records what it saw into `fault`).
+pub async fn heal(fault: &mut Fault, cluster: &Cluster, firewall: &mut Firewall) -> Result<()> {
     match fault {
+        Fault::Flooded {
+            instance,
+            sockets_before,
+            sockets_after,
+            outcome,
+            flood,
+            ..
+        } => {
+            let started = Instant::now();
+            *outcome = Some(flood.0.stop(CONN_FLOOD_HEAL_WAIT).await);
+            // The server closes its ends once the resets arrive: wait (within the same
+            // bound) until it holds about as many sockets as before.
+            let pid = cluster.pid_of(instance);
+            loop {
+                *sockets_after = pid.and_then(flood::open_sockets);
+                let settled = match (*sockets_after, *sockets_before) {
+                    (Some(after), Some(before)) => after <= before + SOCKET_SLACK,
+                    _ => true,
+                };
+                if settled || started.elapsed() >= CONN_FLOOD_HEAL_WAIT {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(())
+        }
         Fault::Killed(names) => {
             for n in names {
                 cluster.restart(n)?;
@@ -709,6 +826,47 @@ impl Fault {
             }
             Self::Delayed(names) => {
                 format!("delayed what {} send by 75±50 ms", names.join(","))
+            }
+            Self::Flooded {
+                instance,
+                connections,
+                limit,
+                sockets_before,
+                sockets_after,
+                outcome,
+                ..
+            } => {
+                let known = |v: Option<usize>| v.map_or("?".to_string(), |v| v.to_string());
+                let mut s = format!(
+                    "flooded {instance} (descriptor limit {}) with {connections} connections, \
+                     every third a partial THFT header",
+                    limit.map_or("unknown".to_string(), |l| l.to_string()),
+                );
+                match outcome {
+                    Some(o) => s.push_str(&format!(
+                        ": opened {} (connect errors {}), refused at once {}, reaped {}, \
+                         answered {}, slowest handshake-to-close {} ms; {} open at heal \
+                         (oldest {} ms), ended in {} ms{}; target sockets {} before, {} after",
+                        o.opened,
+                        o.connect_errors,
+                        o.refused,
+                        o.reaped,
+                        o.answered,
+                        o.slowest_close_ms,
+                        o.open_at_stop,
+                        o.oldest_open_ms,
+                        o.stop_ms,
+                        if o.not_ended > 0 {
+                            format!(" ({} aborted)", o.not_ended)
+                        } else {
+                            String::new()
+                        },
+                        known(*sockets_before),
+                        known(*sockets_after),
+                    )),
+                    None => s.push_str(" (not healed)"),
+                }
+                s
             }
             Self::Skipped(why) => format!("skipped ({why})"),
         }

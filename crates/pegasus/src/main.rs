@@ -36,7 +36,8 @@ struct Cli {
 struct ChaosArgs {
     /// Faults to draw from: none, kill, kill-primary, kill-meta, kill-all, pause-primary,
     /// partition-primary-meta, partition-secondary, partition-metas, isolate-node,
-    /// disk-full, torn-tail, corrupt-log, fail-point, net-drop, net-delay, net-flap.
+    /// disk-full, torn-tail, corrupt-log, fail-point, net-drop, net-delay, net-flap,
+    /// conn-flood.
     #[arg(
         long,
         value_delimiter = ',',

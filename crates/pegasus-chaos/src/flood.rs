@@ -1,0 +1,359 @@
+//! The connection flood of the `conn-flood` nemesis: one local process holding as many TCP
+//! connections to one server as its descriptor limit, sending nothing useful.
+//!
+//! Each of `n` tasks keeps one connection open: every third sends a partial THFT frame
+//! header and stalls, the rest send nothing. When the server closes one (refused over its
+//! cap at once, or reaped after its header timeout), the task connects again at once, as a
+//! hostile client would. Every task ends by itself at a deadline fixed at start, or when the
+//! flood is stopped; every socket has a zero linger, so closing it sends a reset and leaves
+//! no `TIME_WAIT` behind on either side (the next flood needs the ports again).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What every third connection sends: the first 12 bytes of a THFT frame header (16 are
+/// needed), so the server waits for the rest.
+pub const PARTIAL_HEADER: &[u8] = b"THFT\0\0\0\0\0\0\0\x30";
+
+/// A server close this soon after the handshake is counted as a refusal at accept (the
+/// server over one of its caps); a later one as a reap (header timeout, 5 s by default).
+pub const REFUSED_WITHIN: Duration = Duration::from_secs(1);
+
+/// Connections held when the target's descriptor limit cannot be read.
+pub const FALLBACK_CONNECTIONS: usize = 4000;
+
+/// Descriptors of the chaos process never given to the flood (its workload clients, the
+/// onebox's pipes, files).
+pub const OWN_RESERVE: u64 = 1024;
+
+/// One connect attempt at most this long (a full listen backlog makes the kernel retry SYNs).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or
+/// unreadable.
+pub fn parse_nofile_soft(limits: &str) -> Option<u64> {
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The soft descriptor limit of a running process.
+pub fn nofile_soft_of(pid: u32) -> Option<u64> {
+    parse_nofile_soft(&std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?)
+}
+
+/// Socket descriptors a process holds open (`None` if its `/proc` entry is unreadable).
+pub fn open_sockets(pid: u32) -> Option<usize> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        entries
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count(),
+    )
+}
+
+/// How many connections to hold against a target whose soft descriptor limit is
+/// `target_limit` (if known), from a process whose own limit is `own_limit`: the target's
+/// whole limit, which is beyond any connection cap the server derives from it (the limit
+/// minus a reserve), or [`FALLBACK_CONNECTIONS`]; never more than this process can open
+/// while keeping [`OWN_RESERVE`] for itself.
+pub fn connections_for(target_limit: Option<u64>, own_limit: u64) -> usize {
+    let wanted = target_limit.map_or(FALLBACK_CONNECTIONS as u64, |l| l.max(1));
+    let room = own_limit.saturating_sub(OWN_RESERVE);
+    usize::try_from(wanted.min(room)).unwrap_or(usize::MAX)
+}
+
+/// What a flood saw, from its side of the sockets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FloodOutcome {
+    /// Connections established (handshake completed), reconnections included.
+    pub opened: u64,
+    /// Connect attempts that failed or timed out.
+    pub connect_errors: u64,
+    /// Connections the server closed within [`REFUSED_WITHIN`] of the handshake.
+    pub refused: u64,
+    /// Connections the server closed later (reaped: silent or stalled).
+    pub reaped: u64,
+    /// Connections the server answered with bytes (it should not: nothing was asked).
+    pub answered: u64,
+    /// The longest time from a handshake to the server closing that connection, ms.
+    pub slowest_close_ms: u64,
+    /// Connections still open when the flood stopped (closed by the flood).
+    pub open_at_stop: u64,
+    /// The age of the oldest of those, ms (a server that reaps keeps this near its header
+    /// timeout).
+    pub oldest_open_ms: u64,
+    /// Tasks that had not ended within the bound after the stop (then aborted).
+    pub not_ended: u64,
+    /// From the stop until every task ended, ms.
+    pub stop_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    opened: AtomicU64,
+    connect_errors: AtomicU64,
+    refused: AtomicU64,
+    reaped: AtomicU64,
+    answered: AtomicU64,
+    slowest_close_ms: AtomicU64,
+    open_at_stop: AtomicU64,
+    oldest_open_ms: AtomicU64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A running flood; [`Flood::stop`] ends it (it also ends by itself at its deadline).
+#[derive(Debug)]
+pub struct Flood {
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Option<JoinSet<()>>>,
+    counters: Arc<Counters>,
+}
+
+impl Flood {
+    /// Starts `n` connection tasks against `addr` (on the current tokio runtime); each ends
+    /// at `deadline` at the latest.
+    pub fn start(addr: SocketAddr, n: usize, deadline: Instant) -> Arc<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let mut tasks = JoinSet::new();
+        for i in 0..n {
+            tasks.spawn(hold_one(
+                addr,
+                i % 3 == 0,
+                deadline,
+                stopped.clone(),
+                counters.clone(),
+            ));
+        }
+        Arc::new(Self {
+            stop,
+            tasks: Mutex::new(Some(tasks)),
+            counters,
+        })
+    }
+
+    /// Stops every task and waits, at most `within`, until each has closed its socket
+    /// (tasks left then are aborted, which closes theirs). The second call finds nothing
+    /// left to wait for and returns the same counts.
+    pub async fn stop(&self, within: Duration) -> FloodOutcome {
+        let started = Instant::now();
+        let _ = self.stop.send(true);
+        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
+        let mut not_ended = 0u64;
+        if let Some(mut tasks) = tasks {
+            let all = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(within, all).await.is_err() {
+                not_ended = tasks.len() as u64;
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+            }
+        }
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FloodOutcome {
+            opened: load(&c.opened),
+            connect_errors: load(&c.connect_errors),
+            refused: load(&c.refused),
+            reaped: load(&c.reaped),
+            answered: load(&c.answered),
+            slowest_close_ms: load(&c.slowest_close_ms),
+            open_at_stop: load(&c.open_at_stop),
+            oldest_open_ms: load(&c.oldest_open_ms),
+            not_ended,
+            stop_ms: ms(started.elapsed()),
+        }
+    }
+}
+
+/// Resolves when the flood is stopped or its deadline passes.
+async fn ended(stopped: &mut watch::Receiver<bool>, deadline: Instant) {
+    tokio::select! {
+        // An error means the sender is gone: stop as well.
+        _ = stopped.wait_for(|s| *s) => {}
+        _ = tokio::time::sleep_until(deadline.into()) => {}
+    }
+}
+
+/// Keeps one connection to `addr` open until the flood ends, reconnecting whenever the
+/// server closes it.
+async fn hold_one(
+    addr: SocketAddr,
+    partial: bool,
+    deadline: Instant,
+    mut stopped: watch::Receiver<bool>,
+    c: Arc<Counters>,
+) {
+    loop {
+        let connect = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)) => r,
+            () = ended(&mut stopped, deadline) => return,
+        };
+        let Ok(Ok(mut conn)) = connect else {
+            c.connect_errors.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => continue,
+                () = ended(&mut stopped, deadline) => return,
+            }
+        };
+        // From the handshake: before it, the kernel's SYN retries count, not the server.
+        let connected = Instant::now();
+        c.opened.fetch_add(1, Ordering::Relaxed);
+        // A reset on close: no TIME_WAIT on either side.
+        let _ = conn.set_zero_linger();
+        if partial {
+            let _ = conn.write_all(PARTIAL_HEADER).await;
+        }
+        let mut buf = [0u8; 64];
+        let closed_by_server = loop {
+            tokio::select! {
+                r = conn.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break true,
+                    Ok(_) => {
+                        c.answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                () = ended(&mut stopped, deadline) => break false,
+            }
+        };
+        let age = ms(connected.elapsed());
+        if closed_by_server {
+            if connected.elapsed() < REFUSED_WITHIN {
+                c.refused.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.reaped.fetch_add(1, Ordering::Relaxed);
+            }
+            c.slowest_close_ms.fetch_max(age, Ordering::Relaxed);
+        } else {
+            c.open_at_stop.fetch_add(1, Ordering::Relaxed);
+            c.oldest_open_ms.fetch_max(age, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    const LIMITS: &str = "\
+Limit                     Soft Limit           Hard Limit           Units     
+Max cpu time              unlimited            unlimited            seconds   
+Max file size             unlimited            unlimited            bytes     
+Max processes             95712                95712                processes 
+Max open files            20000                1048576              files     
+Max locked memory         8388608              8388608              bytes     
+";
+
+    #[test]
+    fn the_soft_open_files_limit_is_read_from_proc_limits() {
+        assert_eq!(parse_nofile_soft(LIMITS), Some(20000));
+        assert_eq!(
+            parse_nofile_soft(&LIMITS.replace("20000  ", "unlimited")),
+            None
+        );
+        assert_eq!(parse_nofile_soft("Max processes 10 10 processes\n"), None);
+        assert_eq!(parse_nofile_soft(""), None);
+    }
+
+    #[test]
+    fn this_process_limits_are_readable() {
+        let own = nofile_soft_of(std::process::id()).unwrap();
+        assert!(own >= 16, "{own}");
+    }
+
+    #[test]
+    fn the_flood_exceeds_the_target_cap_within_its_own_room() {
+        // The target's whole limit: beyond its connection cap (limit minus a reserve).
+        assert_eq!(connections_for(Some(20_000), 1 << 20), 20_000);
+        // Never past this process's own limit minus its reserve.
+        assert_eq!(connections_for(Some(20_000), 20_000), 18_976);
+        assert_eq!(connections_for(None, 1 << 20), FALLBACK_CONNECTIONS);
+        assert_eq!(connections_for(None, 2048), 1024);
+        assert_eq!(connections_for(Some(5000), 500), 0);
+    }
+
+    /// Against a listener that accepts and closes half the connections at once and holds
+    /// the other half past the flood: the counts add up and every socket ends at the stop.
+    #[tokio::test]
+    async fn a_flood_counts_refusals_reconnects_and_ends_at_stop() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut refused = 0u32;
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                // The first 4 are held (the "cap"), then 10 refusals, then everything held.
+                if held.len() < 4 || refused >= 10 {
+                    held.push(s);
+                } else {
+                    refused += 1;
+                    drop(s);
+                }
+            }
+        });
+        let flood = Flood::start(addr, 6, Instant::now() + Duration::from_secs(30));
+        // Wait until the refusals have happened and every task holds a connection again.
+        let waited = Instant::now();
+        while flood.counters.opened.load(Ordering::Relaxed) < 16
+            && waited.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let out = flood.stop(Duration::from_secs(5)).await;
+        server.abort();
+        assert_eq!(out.refused, 10, "{out:?}");
+        assert_eq!(out.reaped, 0, "{out:?}");
+        assert_eq!(out.opened, 16, "{out:?}");
+        assert_eq!(out.open_at_stop, 6, "{out:?}");
+        assert_eq!(out.not_ended, 0, "{out:?}");
+        assert!(out.slowest_close_ms < 1000, "{out:?}");
+        // A second stop waits for nothing.
+        assert_eq!(flood.stop(Duration::from_secs(1)).await.opened, 16);
+    }
+
+    /// Every task ends by itself at the deadline, without a stop.
+    #[tokio::test]
+    async fn a_flood_ends_by_itself_at_its_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                held.push(listener.accept().await.unwrap().0);
+            }
+        });
+        let flood = Flood::start(addr, 3, Instant::now() + Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Every task has ended before any stop.
+        let mut tasks = flood.tasks.lock().unwrap().take().unwrap();
+        let mut ended = 0;
+        while let Some(r) = tasks.try_join_next() {
+            r.unwrap();
+            ended += 1;
+        }
+        assert_eq!(ended, 3);
+        server.abort();
+        let out = flood.stop(Duration::from_secs(1)).await;
+        assert_eq!((out.opened, out.open_at_stop), (3, 3), "{out:?}");
+    }
+}
