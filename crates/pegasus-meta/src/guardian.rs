@@ -241,6 +241,10 @@ pub struct ClusterView {
     /// Nodes whose current list of replicas meta holds: one of them without an entry in
     /// `replica_info` has no copy of this partition (it failed and was set aside).
     pub reported: BTreeSet<NodeId>,
+    /// Alive nodes whose last report says their disk is insufficient (below
+    /// `disk_min_available_space_ratio`): they take no new replica, give up their primaries
+    /// to a healthy copy, and are the first extra copy removed.
+    pub disk_insufficient: BTreeSet<NodeId>,
 }
 
 /// Guardian settings (`[meta_server]`).
@@ -289,14 +293,39 @@ fn fewest(
         .min_by_key(|n| (load.get(n).copied().unwrap_or(0), *n))
 }
 
+/// The candidate with the fewest `load` among those whose disk is fine; among the others
+/// only when no candidate has a fine disk (a primary on a full disk beats no primary).
+fn fewest_preferring_disk(
+    candidates: impl IntoIterator<Item = NodeId>,
+    load: &BTreeMap<NodeId, usize>,
+    view: &ClusterView,
+) -> Option<NodeId> {
+    let all: Vec<NodeId> = candidates.into_iter().collect();
+    fewest(
+        all.iter()
+            .copied()
+            .filter(|n| !view.disk_insufficient.contains(n)),
+        load,
+    )
+    .or_else(|| fewest(all, load))
+}
+
 /// The guardian's cure rules for one partition.
+///
+/// Disk rules (`view.disk_insufficient`): a node short of disk is never added as a
+/// secondary (the partition stays at fewer copies instead: see [`short_of_disk`]); it is
+/// made primary only when no candidate has space; a primary on it hands its role to an
+/// alive secondary with space (DowngradeToSecondary, then the promotion rule) when the
+/// group has at least `min_2pc_replicas` members; and it is the first extra copy removed.
 pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) -> Cure {
     let alive = |n: &NodeId| view.alive.contains(n);
+    let disk_ok = |n: &NodeId| !view.disk_insufficient.contains(n);
     let Some(primary) = pc.primary else {
-        // Promote the alive secondary with the fewest primaries.
-        if let Some(node) = fewest(
+        // Promote the alive secondary with the fewest primaries, one with disk space first.
+        if let Some(node) = fewest_preferring_disk(
             pc.secondaries.iter().copied().filter(alive),
             &view.primaries,
+            view,
         ) {
             return Cure::Propose {
                 target: node,
@@ -305,8 +334,8 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
             };
         }
         if pc.secondaries.is_empty() && pc.last_drops.is_empty() && pc.ballot == 0 {
-            // Never had members: any alive node will do.
-            return match fewest(view.alive.iter().copied(), &view.primaries) {
+            // Never had members: any alive node will do, one with disk space first.
+            return match fewest_preferring_disk(view.alive.iter().copied(), &view.primaries, view) {
                 Some(node) => Cure::Propose {
                     target: node,
                     kind: ConfigType::AssignPrimary,
@@ -319,6 +348,19 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
     };
     let members = 1 + pc.secondaries.len();
     let wanted = pc.max_replica_count as usize;
+    // A primary on a disk short of space hands its role to a healthy copy, unless the group
+    // is already degraded (the reconfiguration would cost it writes for a disk reason).
+    if alive(&primary)
+        && !disk_ok(&primary)
+        && members >= opts.min_2pc_replicas
+        && pc.secondaries.iter().any(|s| alive(s) && disk_ok(s))
+    {
+        return Cure::Propose {
+            target: primary,
+            kind: ConfigType::DowngradeToSecondary,
+            node: primary,
+        };
+    }
     if members < wanted {
         let last_drop = pc.last_drops.last().copied();
         let emergency = members < opts.min_2pc_replicas
@@ -328,21 +370,14 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
                     .get(&d)
                     .is_none_or(|t| view.now_ms.saturating_sub(*t) >= opts.dropout_delay_ms)
             });
-        let returning = pc
-            .last_drops
-            .iter()
-            .rev()
-            .copied()
-            .find(|n| alive(n) && !pc.is_member(*n));
+        // Never a node short of disk: it would fail to write the copy and be dropped again.
+        let can_take = |n: &NodeId| alive(n) && disk_ok(n) && !pc.is_member(*n);
+        let returning = pc.last_drops.iter().rev().copied().find(can_take);
         let choice = if emergency {
-            returning.or_else(|| {
-                fewest(
-                    view.alive.iter().copied().filter(|n| !pc.is_member(*n)),
-                    &view.replicas,
-                )
-            })
+            returning
+                .or_else(|| fewest(view.alive.iter().copied().filter(can_take), &view.replicas))
         } else {
-            last_drop.filter(|n| alive(n) && !pc.is_member(*n))
+            last_drop.filter(can_take)
         };
         return match choice {
             Some(node) => Cure::Propose {
@@ -354,11 +389,12 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
         };
     }
     if members > wanted {
+        // A secondary short of disk goes first, then the most loaded node.
         if let Some(node) = pc
             .secondaries
             .iter()
             .copied()
-            .max_by_key(|n| (view.replicas.get(n).copied().unwrap_or(0), *n))
+            .max_by_key(|n| (!disk_ok(n), view.replicas.get(n).copied().unwrap_or(0), *n))
         {
             return Cure::Propose {
                 target: primary,
@@ -368,6 +404,28 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
         }
     }
     Cure::Nothing
+}
+
+/// The alive nodes that could take a missing copy of `pc` but for their insufficient disk:
+/// non-empty only when `pc` has a primary, fewer members than its replica count, and no
+/// alive non-member with disk space, so that [`cure`] keeps it at fewer copies for lack of
+/// disk (meta reports it: `pegasus_meta_partitions_short_of_disk`). Empty when a node with
+/// space could take the copy (perhaps after the dropout delay) or no other node is alive.
+pub fn short_of_disk(pc: &PartitionConfig, view: &ClusterView) -> Vec<NodeId> {
+    if pc.primary.is_none() || 1 + pc.secondaries.len() >= pc.max_replica_count as usize {
+        return Vec::new();
+    }
+    let (full, fine): (Vec<NodeId>, Vec<NodeId>) = view
+        .alive
+        .iter()
+        .copied()
+        .filter(|n| !pc.is_member(*n))
+        .partition(|n| view.disk_insufficient.contains(n));
+    if fine.is_empty() {
+        full
+    } else {
+        Vec::new()
+    }
 }
 
 /// Every member is dead: pick a dropped node only when it is provably up to date. Dead

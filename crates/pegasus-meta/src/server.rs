@@ -1398,6 +1398,8 @@ impl MetaServer {
                 now_ms: wall,
                 drop_time_ms: drop_ms,
                 reported: reported.clone(),
+                // Disk reports reach the view with the beacon's disk figures.
+                disk_insufficient: BTreeSet::new(),
                 replica_info: reports
                     .range((pc.gpid, NodeId(0))..=(pc.gpid, NodeId(u64::MAX)))
                     .map(|((_, n), i)| (*n, *i))

@@ -438,3 +438,243 @@ fn all_dead_rule_picks_the_most_advanced_of_the_last_two() {
     let v = with(&[(2, info(0, 0, 0))], &[2]);
     assert!(matches!(cure(&zero, &v, &opts), Cure::NeedOperator(_)));
 }
+
+// ------------------------------------------------------------------ disk rules
+
+fn short(mut v: ClusterView, full: &[u64]) -> ClusterView {
+    v.disk_insufficient = full.iter().copied().map(NodeId).collect();
+    v
+}
+
+#[test]
+fn a_node_with_an_insufficient_disk_is_never_added_as_a_secondary() {
+    let opts = GuardianOptions::default();
+    // Emergency (below min_2pc): the least loaded node is full, the next one is taken.
+    let mut v = short(view(&[1, 2, 3, 4]), &[4]);
+    v.replicas = BTreeMap::from([(n(1), 9), (n(2), 9), (n(3), 5), (n(4), 0)]);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[], &[9]), &v, &opts),
+        propose(1, ConfigType::AddSecondary, 3)
+    );
+    // A dropped member that is back but full is not re-added; after the dropout delay a
+    // node with space is.
+    let mut back = short(view(&[1, 2, 3, 4]), &[3]);
+    back.drop_time_ms.insert(n(3), 999_000);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2], &[3]), &back, &opts),
+        Cure::Nothing,
+        "waits: the full node may get space back within the delay"
+    );
+    back.drop_time_ms.insert(n(3), 1_000);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2], &[3]), &back, &opts),
+        propose(1, ConfigType::AddSecondary, 4)
+    );
+    // An older drop with space is preferred to a full returning one.
+    let mut two_back = short(view(&[1, 2, 3, 4]), &[4]);
+    two_back.drop_time_ms.insert(n(4), 1_000);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2], &[3, 4]), &two_back, &opts),
+        propose(1, ConfigType::AddSecondary, 3)
+    );
+    // When its space returns it is re-added at once, as any returning member.
+    let mut healed = back.clone();
+    healed.disk_insufficient.clear();
+    healed.drop_time_ms.insert(n(3), 999_000);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2], &[3]), &healed, &opts),
+        propose(1, ConfigType::AddSecondary, 3)
+    );
+}
+
+#[test]
+fn with_every_candidate_short_of_disk_the_partition_stays_at_two_copies() {
+    let opts = GuardianOptions::default();
+    let two = pc(5, Some(1), &[2], &[3]);
+    let mut v = short(view(&[1, 2, 3]), &[3]);
+    v.drop_time_ms.insert(n(3), 1_000);
+    assert_eq!(cure(&two, &v, &opts), Cure::Nothing);
+    assert_eq!(short_of_disk(&two, &v), vec![n(3)]);
+    // Never assigned (no drop history): the same.
+    let fresh = pc(2, Some(1), &[2], &[]);
+    assert_eq!(cure(&fresh, &v, &opts), Cure::Nothing);
+    assert_eq!(short_of_disk(&fresh, &v), vec![n(3)]);
+    // Not short of disk: a node with space could take it (even if not yet, while the
+    // dropout delay runs), or no other node is alive at all, or nothing is missing.
+    let spare = short(view(&[1, 2, 3, 4]), &[3]);
+    assert!(short_of_disk(&two, &spare).is_empty());
+    assert!(short_of_disk(&two, &short(view(&[1, 2]), &[])).is_empty());
+    assert!(short_of_disk(&pc(5, Some(1), &[2, 3], &[]), &v).is_empty());
+    assert!(short_of_disk(&pc(5, None, &[2], &[1]), &v).is_empty());
+    // Space returns: the copy is made again.
+    let mut healed = v.clone();
+    healed.disk_insufficient.clear();
+    assert_eq!(
+        cure(&two, &healed, &opts),
+        propose(1, ConfigType::AddSecondary, 3)
+    );
+    assert!(short_of_disk(&two, &healed).is_empty());
+}
+
+#[test]
+fn promotion_prefers_a_secondary_with_disk_space() {
+    let opts = GuardianOptions::default();
+    let mut v = short(view(&[1, 2, 3]), &[2]);
+    v.primaries = BTreeMap::from([(n(1), 5), (n(2), 0), (n(3), 3)]);
+    assert_eq!(
+        cure(&pc(4, None, &[1, 2, 3], &[]), &v, &opts),
+        propose(3, ConfigType::UpgradeToPrimary, 3),
+        "the fewest primaries among those with space"
+    );
+    // Only full ones alive: a primary on a full disk beats no primary.
+    let all_full = short(view(&[1, 2, 3]), &[2, 3]);
+    assert_eq!(
+        cure(&pc(4, None, &[2, 3], &[]), &all_full, &opts),
+        propose(2, ConfigType::UpgradeToPrimary, 2)
+    );
+}
+
+#[test]
+fn a_new_partition_prefers_a_primary_with_disk_space() {
+    let opts = GuardianOptions::default();
+    let mut v = short(view(&[1, 2, 3]), &[2]);
+    v.primaries = BTreeMap::from([(n(1), 5), (n(2), 0), (n(3), 3)]);
+    assert_eq!(
+        cure(&pc(0, None, &[], &[]), &v, &opts),
+        propose(3, ConfigType::AssignPrimary, 3)
+    );
+    assert_eq!(
+        cure(
+            &pc(0, None, &[], &[]),
+            &short(view(&[1, 2]), &[1, 2]),
+            &opts
+        ),
+        propose(1, ConfigType::AssignPrimary, 1),
+        "with every node full, still a primary"
+    );
+}
+
+#[test]
+fn a_primary_on_an_insufficient_disk_hands_its_role_to_a_healthy_secondary() {
+    let opts = GuardianOptions::default();
+    let v = short(view(&[1, 2, 3]), &[1, 2]);
+    let start = pc(5, Some(1), &[2, 3], &[]);
+    assert_eq!(
+        cure(&start, &v, &opts),
+        propose(1, ConfigType::DowngradeToSecondary, 1)
+    );
+    // The primary's request is what meta accepts for that proposal.
+    let mut want = transform(&start, ConfigType::DowngradeToSecondary, n(1)).unwrap();
+    want.ballot = 6;
+    let req = ConfigUpdate {
+        kind: ConfigType::DowngradeToSecondary,
+        node: n(1),
+        config: want,
+    };
+    let UpdateOutcome::Applied(next) = apply_update(&start, &req).unwrap() else {
+        panic!()
+    };
+    assert_eq!(next.primary, None);
+    assert_eq!(next.members().len(), 3, "no copy is lost");
+    // Then the secondary with space is promoted, and nothing more happens.
+    assert_eq!(
+        cure(&next, &v, &opts),
+        propose(3, ConfigType::UpgradeToPrimary, 3)
+    );
+    let mut promoted = transform(&next, ConfigType::UpgradeToPrimary, n(3)).unwrap();
+    promoted.ballot = 7;
+    assert_eq!(cure(&promoted, &v, &opts), Cure::Nothing);
+}
+
+#[test]
+fn a_primary_on_a_full_disk_stays_when_no_healthy_copy_can_take_over() {
+    let opts = GuardianOptions::default();
+    // Every secondary is full too.
+    assert_eq!(
+        cure(
+            &pc(5, Some(1), &[2, 3], &[]),
+            &short(view(&[1, 2, 3]), &[1, 2, 3]),
+            &opts
+        ),
+        Cure::Nothing
+    );
+    // The only secondary with space is dead.
+    let dead_spare = short(view(&[1, 2]), &[1, 2]);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2, 3], &[]), &dead_spare, &opts),
+        Cure::Nothing
+    );
+    // Below min_2pc_replicas the group is already degraded: its writes are not put at
+    // risk for a disk reason. (Here the missing copy cannot be added either: 2 is full.)
+    let strict = GuardianOptions {
+        min_2pc_replicas: 3,
+        ..opts
+    };
+    let v = short(view(&[1, 2, 3]), &[1, 2]);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[3], &[2]), &v, &strict),
+        Cure::Nothing
+    );
+}
+
+#[test]
+fn an_extra_copy_on_an_insufficient_disk_is_removed_first() {
+    let opts = GuardianOptions::default();
+    let mut v = short(view(&[1, 2, 3, 4]), &[2]);
+    v.replicas = BTreeMap::from([(n(1), 9), (n(2), 1), (n(3), 9), (n(4), 9)]);
+    assert_eq!(
+        cure(&pc(5, Some(1), &[2, 3, 4], &[]), &v, &opts),
+        propose(1, ConfigType::Remove, 2)
+    );
+}
+
+/// Carries out every cure at once, as replicas would, until the guardian has nothing more
+/// to do; returns the changes made.
+fn settle(
+    mut config: PartitionConfig,
+    v: &ClusterView,
+) -> (PartitionConfig, Vec<(ConfigType, u64)>) {
+    let opts = GuardianOptions::default();
+    let mut done = Vec::new();
+    for _ in 0..20 {
+        match cure(&config, v, &opts) {
+            Cure::Propose { kind, node, .. } => {
+                let kind = match kind {
+                    ConfigType::AddSecondary => ConfigType::UpgradeToSecondary,
+                    k => k,
+                };
+                let mut next = transform(&config, kind, node).unwrap();
+                next.ballot = config.ballot + 1;
+                config = next;
+                done.push((kind, node.0));
+            }
+            Cure::Nothing => return (config, done),
+            Cure::NeedOperator(why) => panic!("{why}"),
+        }
+    }
+    panic!("no fixed point after 20 changes: {done:?}");
+}
+
+#[test]
+fn a_full_node_costs_each_partition_at_most_one_copy_and_no_churn() {
+    // Node 3 is full. A group with its primary there moves the role and keeps three copies;
+    // one that already lost the copy on 3 stays at two, without re-adding it.
+    let v = short(view(&[1, 2, 3]), &[3]);
+    let (after, changes) = settle(pc(5, Some(3), &[1, 2], &[]), &v);
+    assert_eq!(
+        changes,
+        vec![
+            (ConfigType::DowngradeToSecondary, 3),
+            (ConfigType::UpgradeToPrimary, 1)
+        ]
+    );
+    assert_eq!(after.members().len(), 3);
+    let (after, changes) = settle(pc(6, Some(1), &[2], &[3]), &v);
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(short_of_disk(&after, &v), vec![n(3)]);
+    // Space returns: the node fills again by itself.
+    let healed = view(&[1, 2, 3]);
+    let (after, changes) = settle(after, &healed);
+    assert_eq!(changes, vec![(ConfigType::UpgradeToSecondary, 3)]);
+    assert_eq!(after.members().len(), 3);
+}
