@@ -121,6 +121,20 @@ pub struct Beacon {
     pub start_ms: u64,
     /// The sender's replicas (for the all-dead rule and balancing).
     pub replicas: Vec<ReplicaReport>,
+    /// The sender's data disk.
+    pub disk: DiskReport,
+}
+
+/// A replica server's data disk, as its last check found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DiskReport {
+    /// Size of the file system holding the data directory, bytes.
+    pub capacity_bytes: u64,
+    /// Bytes available to the server there.
+    pub available_bytes: u64,
+    /// Available space is below `disk_min_available_space_ratio` (Pegasus's name): the node
+    /// takes no new replica or learner, and its primaries move to healthy copies.
+    pub insufficient: bool,
 }
 
 /// Meta → replica beacon ack.
@@ -134,6 +148,9 @@ pub struct BeaconAck {
     pub leader: Option<SocketAddr>,
     /// The lease granted from `sent_ms`, ms (0 = none: not the leader, or held back).
     pub lease_ms: u64,
+    /// Nodes whose disk is insufficient (the leader's view): a primary on such a disk
+    /// refuses writes with `ERR_DISK_INSUFFICIENT` only when no secondary is off this list.
+    pub disk_insufficient: Vec<NodeId>,
 }
 
 /// Table facts a replica needs with its configuration.

@@ -45,8 +45,8 @@ use crate::envs;
 use crate::guardian::{self, ClusterView, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo};
 use crate::protocol::{
     addr_of, names, AppSummary, Beacon, BeaconAck, ConfigSyncRequest, ConfigSyncResponse,
-    FailureDetectorConfig, Proposal, ReplicaReport, SyncedPartition, UpdateConfigRequest,
-    UpdateConfigResponse,
+    DiskReport, FailureDetectorConfig, Proposal, ReplicaReport, SyncedPartition,
+    UpdateConfigRequest, UpdateConfigResponse,
 };
 use crate::raft::{rpc_names, LogStore, Network, Raft, RaftNodeId, StateMachine};
 use crate::state::{
@@ -58,6 +58,8 @@ use crate::state::{
 const PROPOSAL_RESEND_MS: u64 = 3_000;
 /// Timeout of meta → replica sends.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a partition kept short of copies for lack of disk is logged, at most, ms.
+const SHORT_OF_DISK_LOG_MS: u64 = 60_000;
 
 /// A client meta request a follower passes on to the leader.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -112,6 +114,10 @@ struct Fd {
     dead: BTreeSet<NodeId>,
     sent: HashMap<Gpid, (Ballot, ConfigType, NodeId, Instant)>,
     registering: HashSet<NodeId>,
+    /// Each node's last disk report (forgotten when it is declared dead or restarts).
+    disks: HashMap<NodeId, DiskReport>,
+    /// When each partition short of copies for lack of disk was last logged.
+    short_of_disk_logged: HashMap<Gpid, Instant>,
 }
 
 /// A running meta server.
@@ -438,6 +444,41 @@ impl MetaServer {
             .filter(|(_, t)| elapsed_ms(**t, now) <= self.fd_config.fd_grace_ms)
             .map(|(n, _)| *n)
             .collect()
+    }
+
+    /// Alive nodes whose last disk report says insufficient.
+    fn disk_insufficient(&self, now: Instant) -> BTreeSet<NodeId> {
+        let alive = self.alive_nodes(now);
+        let fd = self.fd();
+        fd.disks
+            .iter()
+            .filter(|(n, d)| d.insufficient && alive.contains(n))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Partitions kept short of copies because only nodes short of disk could take one,
+    /// with those nodes (leader only: empty elsewhere).
+    fn partitions_short_of_disk(&self, now: Instant) -> BTreeMap<Gpid, Vec<NodeId>> {
+        let view = ClusterView {
+            alive: self.alive_nodes(now),
+            disk_insufficient: self.disk_insufficient(now),
+            ..ClusterView::default()
+        };
+        if view.disk_insufficient.is_empty() {
+            return BTreeMap::new();
+        }
+        self.read(|s| {
+            s.apps
+                .values()
+                .filter(|a| a.status == AppStatus::Available)
+                .flat_map(|a| a.partitions.iter())
+                .filter_map(|p| {
+                    let nodes = guardian::short_of_disk(&p.config, &view);
+                    (!nodes.is_empty()).then_some((p.config.gpid, nodes))
+                })
+                .collect()
+        })
     }
 
     /// The function level in force: the stored one, capped at `freezed` when too few
@@ -885,6 +926,18 @@ impl MetaServer {
             ),
             ("alive_nodes", alive.to_string()),
             ("unalive_nodes", nodes.saturating_sub(alive).to_string()),
+            (
+                "disk_insufficient_nodes",
+                self.disk_insufficient(now)
+                    .into_iter()
+                    .map(addr_text)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "partitions_short_of_disk",
+                self.partitions_short_of_disk(now).len().to_string(),
+            ),
             ("available_tables", tables.to_string()),
         ];
         ClusterInfoResponse {
@@ -960,6 +1013,7 @@ impl MetaServer {
             is_leader: false,
             leader: self.leader(),
             lease_ms: 0,
+            disk_insufficient: Vec::new(),
         };
         if !self.is_ready_leader() {
             return not_leader;
@@ -975,7 +1029,8 @@ impl MetaServer {
                 last_change: arrived,
                 unstable: 0,
             });
-            if entry.start_ms != b.start_ms {
+            let restarted = entry.start_ms != b.start_ms;
+            if restarted {
                 if elapsed_ms(entry.last_change, arrived) < stable_ms {
                     entry.unstable += 1;
                 } else {
@@ -989,7 +1044,12 @@ impl MetaServer {
             {
                 entry.unstable = 0;
             }
-            entry.unstable >= self.config.max_succssive_unstable_restart
+            let held_back = entry.unstable >= self.config.max_succssive_unstable_restart;
+            if restarted {
+                // What the previous process saw of its disk says nothing about this one.
+                fd.disks.remove(&b.node);
+            }
+            held_back
         };
         if held_back {
             tracing::warn!(
@@ -1013,6 +1073,7 @@ impl MetaServer {
             let last = fd.last_beacon.entry(b.node).or_insert(arrived);
             *last = (*last).max(arrived);
             fd.reports.insert(b.node, b.replicas);
+            fd.disks.insert(b.node, b.disk);
             fd.dead.remove(&b.node);
             let known = self.read(|s| s.nodes.contains(&b.node));
             !known && fd.registering.insert(b.node)
@@ -1026,6 +1087,7 @@ impl MetaServer {
             is_leader: true,
             leader: Some(self.addr),
             lease_ms: self.fd_config.fd_lease_ms,
+            disk_insufficient: self.disk_insufficient(arrived).into_iter().collect(),
         }
     }
 
@@ -1194,6 +1256,7 @@ impl MetaServer {
             for n in &dead {
                 fd.dead.insert(*n);
                 fd.last_beacon.remove(n);
+                fd.disks.remove(n);
             }
             dead
         };
@@ -1244,6 +1307,33 @@ impl MetaServer {
             metrics::gauge!("pegasus_meta_partitions", "health" => health).set(n as f64);
         }
         metrics::gauge!("pegasus_meta_alive_nodes").set(self.alive_nodes(now).len() as f64);
+        metrics::gauge!("pegasus_meta_nodes_disk_insufficient")
+            .set(self.disk_insufficient(now).len() as f64);
+        let short = self.partitions_short_of_disk(now);
+        metrics::gauge!("pegasus_meta_partitions_short_of_disk").set(short.len() as f64);
+        let to_log: Vec<(Gpid, Vec<NodeId>)> = {
+            let mut fd = self.fd();
+            fd.short_of_disk_logged
+                .retain(|_, at| elapsed_ms(*at, now) < SHORT_OF_DISK_LOG_MS);
+            short
+                .into_iter()
+                .filter(|(g, _)| {
+                    let fresh = !fd.short_of_disk_logged.contains_key(g);
+                    if fresh {
+                        fd.short_of_disk_logged.insert(*g, now);
+                    }
+                    fresh
+                })
+                .collect()
+        };
+        for (gpid, nodes) in to_log {
+            let nodes: Vec<String> = nodes.into_iter().map(addr_text).collect();
+            tracing::warn!(
+                "partition {gpid:?} stays short of copies: only {} could take one, and their disk \
+                 is insufficient",
+                nodes.join(", ")
+            );
+        }
     }
 
     /// Drops dead primaries (meta writes the change itself) and asks primaries to drop dead
@@ -1342,6 +1432,7 @@ impl MetaServer {
 
     fn cure_all(&self, now: Instant) {
         let alive = self.alive_nodes(now);
+        let disk_insufficient = self.disk_insufficient(now);
         // One snapshot of the reports: which nodes reported, and what each holds.
         let (reported, reports): (BTreeSet<NodeId>, BTreeMap<(Gpid, NodeId), ReplicaInfo>) = {
             let fd = self.fd();
@@ -1398,8 +1489,7 @@ impl MetaServer {
                 now_ms: wall,
                 drop_time_ms: drop_ms,
                 reported: reported.clone(),
-                // Disk reports reach the view with the beacon's disk figures.
-                disk_insufficient: BTreeSet::new(),
+                disk_insufficient: disk_insufficient.clone(),
                 replica_info: reports
                     .range((pc.gpid, NodeId(0))..=(pc.gpid, NodeId(u64::MAX)))
                     .map(|((_, n), i)| (*n, *i))
@@ -1514,6 +1604,9 @@ impl HttpService for MetaHttp {
                 let Some(name) = query_param(query, "name") else {
                     return HttpResponse::error(400, "missing ?name=<table>");
                 };
+                // Disk shortage is the leader's knowledge: null on a follower.
+                let leader = s.is_ready_leader();
+                let short = s.partitions_short_of_disk(now);
                 let app = s.read(|st| {
                     st.app_by_name(name).map(|a| {
                         serde_json::json!({
@@ -1525,6 +1618,7 @@ impl HttpService for MetaHttp {
                                 "primary": p.config.primary.map(addr_text),
                                 "secondaries": p.config.secondaries.iter().map(|n| addr_text(*n)).collect::<Vec<_>>(),
                                 "last_drops": p.config.last_drops.iter().map(|n| addr_text(*n)).collect::<Vec<_>>(),
+                                "short_of_disk": leader.then(|| short.contains_key(&p.config.gpid)),
                             })).collect::<Vec<_>>(),
                         })
                     })
@@ -1536,14 +1630,20 @@ impl HttpService for MetaHttp {
             }
             "/meta/nodes" => {
                 let alive = s.alive_nodes(now);
+                let disks = s.fd().disks.clone();
                 s.read(|st| {
                     serde_json::Value::Array(
                         st.nodes
                             .iter()
                             .map(|n| {
+                                // The last disk report of an alive node; null when none.
+                                let disk = disks.get(n).filter(|_| alive.contains(n));
                                 serde_json::json!({
                                     "address": addr_text(*n),
                                     "status": if alive.contains(n) { "ALIVE" } else { "UNALIVE" },
+                                    "disk_available_bytes": disk.map(|d| d.available_bytes),
+                                    "disk_capacity_bytes": disk.map(|d| d.capacity_bytes),
+                                    "disk_insufficient": disk.map(|d| d.insufficient),
                                 })
                             })
                             .collect(),

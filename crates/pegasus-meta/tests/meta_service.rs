@@ -725,6 +725,7 @@ async fn beacon(
         sent_ms: 1,
         start_ms,
         replicas: Vec::new(),
+        disk: Default::default(),
     };
     pegasus_rpc::internal::call(&session, names::BEACON, &b, Duration::from_secs(5))
         .await
@@ -834,4 +835,157 @@ async fn config_sync_answers_members_and_collects_replicas_of_purged_tables() {
         ErrorCode::AppNotExist,
         "purged for good"
     );
+}
+
+/// `GET path` on a meta's port: the body of its answer.
+async fn http_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+async fn cluster_info(client: &Client) -> BTreeMap<String, String> {
+    match client
+        .meta(MetaRequest::ClusterInfo(ClusterInfoRequest {}))
+        .await
+        .unwrap()
+    {
+        MetaResponse::ClusterInfo(r) => r.keys.into_iter().zip(r.values).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Polls `check` every 100 ms for up to 20 s.
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within 20 s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_moves_primaries_away_keeps_two_copies_and_fills_again_with_space() {
+    use pegasus_meta::protocol::DiskReport;
+    let metas = Metas::start(1, |_| {}).await;
+    let nodes = nodes(&metas, 3).await;
+    let client = metas.client();
+    wait_alive(&client, 3).await;
+    create(&client, "before", 4, 3).await;
+    let cfg = wait_healthy(&client, "before", 3).await;
+    let full = &nodes[0];
+    let full_addr = RpcAddress::from_socket_addr(full.addr);
+    assert!(cfg.partitions.iter().any(|p| p.primary == full_addr));
+
+    full.set_disk(DiskReport {
+        capacity_bytes: 200 << 20,
+        available_bytes: 1 << 20,
+        insufficient: true,
+    });
+    // The acks tell every node which disk is short.
+    eventually("acks list the full node", async || {
+        nodes
+            .iter()
+            .all(|n| n.acked_disk_insufficient() == vec![full.node])
+            .then_some(())
+    })
+    .await;
+    // Its primaries move to copies with space; no copy is lost.
+    let moved = eventually("primaries leave the full node", async || {
+        let r = client.query_config("before").await.unwrap();
+        (healthy(&r, 3) && r.partitions.iter().all(|p| p.primary != full_addr)).then_some(r)
+    })
+    .await;
+    // ... and then stay put: a second look after a few ticks finds the same ballots.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = client.query_config("before").await.unwrap();
+    assert_eq!(
+        moved
+            .partitions
+            .iter()
+            .map(|p| p.ballot)
+            .collect::<Vec<_>>(),
+        later
+            .partitions
+            .iter()
+            .map(|p| p.ballot)
+            .collect::<Vec<_>>(),
+        "no churn"
+    );
+
+    // A new table is placed on the nodes with space and kept at two copies, and says so.
+    create(&client, "during", 2, 3).await;
+    eventually(
+        "the new table has two copies off the full node",
+        async || {
+            let r = client.query_config("during").await.unwrap();
+            r.partitions
+                .iter()
+                .all(|p| p.primary.is_valid() && p.primary != full_addr && p.secondaries.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let during = client.query_config("during").await.unwrap();
+    assert!(during
+        .partitions
+        .iter()
+        .all(|p| !p.secondaries.contains(&full_addr)));
+    let app = http_json(metas.addrs[0], "/meta/app?name=during").await;
+    for p in app["partitions"].as_array().unwrap() {
+        assert_eq!(p["short_of_disk"], serde_json::Value::Bool(true), "{app}");
+    }
+    let app = http_json(metas.addrs[0], "/meta/app?name=before").await;
+    for p in app["partitions"].as_array().unwrap() {
+        assert_eq!(p["short_of_disk"], serde_json::Value::Bool(false), "{app}");
+    }
+    let info = cluster_info(&client).await;
+    assert_eq!(info["disk_insufficient_nodes"], full.addr.to_string());
+    assert_eq!(info["partitions_short_of_disk"], "2");
+    let listed = http_json(metas.addrs[0], "/meta/nodes").await;
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["address"] == full.addr.to_string())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["disk_insufficient"], true, "{listed}");
+    assert_eq!(entry["disk_available_bytes"], 1 << 20);
+    assert_eq!(entry["disk_capacity_bytes"], 200 << 20);
+
+    // Space returns: the node takes copies again by itself.
+    full.set_disk(DiskReport {
+        capacity_bytes: 200 << 20,
+        available_bytes: 150 << 20,
+        insufficient: false,
+    });
+    let healed = wait_healthy(&client, "during", 3).await;
+    assert!(healed
+        .partitions
+        .iter()
+        .all(|p| p.secondaries.contains(&full_addr)));
+    eventually("nothing is short of disk", async || {
+        let info = cluster_info(&client).await;
+        (info["disk_insufficient_nodes"].is_empty() && info["partitions_short_of_disk"] == "0")
+            .then_some(())
+    })
+    .await;
+    assert!(nodes.iter().all(|n| n.acked_disk_insufficient().is_empty()));
 }

@@ -23,7 +23,7 @@ use pegasus_core::ids::Gpid;
 use pegasus_core::time::{Clock, SystemClock};
 use pegasus_meta::guardian::{transform, ConfigUpdate};
 use pegasus_meta::protocol::{
-    names, node_of, Beacon, BeaconAck, Proposal, SyncedPartition, UpdateConfigRequest,
+    names, node_of, Beacon, BeaconAck, DiskReport, Proposal, SyncedPartition, UpdateConfigRequest,
     UpdateConfigResponse,
 };
 use pegasus_proto::frame::{RequestFrame, ResponseFrame};
@@ -55,6 +55,10 @@ struct NodeInner {
     configs: Mutex<BTreeMap<Gpid, PartitionConfig>>,
     start_ms: u64,
     lease_until: Mutex<Option<Instant>>,
+    /// What the beacons report of the disk.
+    disk: Mutex<DiskReport>,
+    /// The last leader ack's list of nodes short of disk.
+    disk_insufficient: Mutex<Vec<NodeId>>,
 }
 
 /// A scripted replica server.
@@ -78,6 +82,8 @@ impl FakeNode {
             configs: Mutex::new(BTreeMap::new()),
             start_ms: SystemClock.now_micros() / 1000,
             lease_until: Mutex::new(None),
+            disk: Mutex::new(DiskReport::default()),
+            disk_insufficient: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(serve(listener, inner.clone(), ServerOptions::default()));
         let beacons = tokio::spawn(beacon_loop(inner.clone(), beacon_ms));
@@ -94,6 +100,16 @@ impl FakeNode {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+    }
+
+    /// What the next beacons report of the disk.
+    pub fn set_disk(&self, disk: DiskReport) {
+        *self.inner.disk.lock().unwrap() = disk;
+    }
+
+    /// The nodes short of disk, as the last leader ack listed them.
+    pub fn acked_disk_insufficient(&self) -> Vec<NodeId> {
+        self.inner.disk_insufficient.lock().unwrap().clone()
     }
 
     /// Whether the node holds a lease from the meta leader now.
@@ -142,6 +158,7 @@ async fn beacon_loop(inner: Arc<NodeInner>, beacon_ms: u64) {
             sent_ms: started.elapsed().as_millis() as u64,
             start_ms: inner.start_ms,
             replicas: Vec::new(),
+            disk: *inner.disk.lock().unwrap(),
         };
         let ack: Result<BeaconAck, _> =
             internal::call(&session(target), names::BEACON, &b, Duration::from_secs(1)).await;
@@ -149,6 +166,7 @@ async fn beacon_loop(inner: Arc<NodeInner>, beacon_ms: u64) {
             Ok(a) if a.is_leader && a.lease_ms > 0 => {
                 *inner.leader.lock().unwrap() = Some(target);
                 *inner.lease_until.lock().unwrap() = Some(sent + Duration::from_millis(a.lease_ms));
+                *inner.disk_insufficient.lock().unwrap() = a.disk_insufficient;
             }
             Ok(a) => {
                 *inner.leader.lock().unwrap() = a.leader.filter(|l| *l != target);
