@@ -522,6 +522,13 @@ impl Shell {
             q.app_id, q.partition_count
         );
         if a.flag("d") {
+            // Partitions the meta leader keeps short of copies: only nodes without disk
+            // space could take one.
+            let short = self
+                .meta_leader_http(&format!("/meta/app?name={name}"))
+                .await
+                .map(|body| stats::parse_short_of_disk(&body))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "\n{:<6}{:<8}{:<24}secondaries",
@@ -535,13 +542,18 @@ impl Shell {
                     .collect();
                 let _ = writeln!(
                     out,
-                    "{:<6}{:<8}{:<24}[{}]",
+                    "{:<6}{:<8}{:<24}[{}]{}",
                     p.pid.pidx,
                     p.ballot,
                     p.primary
                         .to_socket_addr()
                         .map_or("-".into(), |a| a.to_string()),
-                    secs.join(",")
+                    secs.join(","),
+                    if short.contains(&p.pid.pidx) {
+                        "  short of disk: no node with space can take another copy"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -578,9 +590,19 @@ impl Shell {
                 }
             }
         }
+        // With -d: each node's data disk, as the meta leader last heard it.
+        let disks = if a.flag("d") {
+            self.node_disks().await
+        } else {
+            BTreeMap::new()
+        };
         let mut out = format!("{:<24}{:<10}", "address", "status");
         if a.flag("d") {
-            let _ = write!(out, "{:<10}{:<10}", "primary", "replicas");
+            let _ = write!(
+                out,
+                "{:<10}{:<10}{:<15}{:<15}{:<6}",
+                "primary", "replicas", "disk_avail_mb", "disk_total_mb", "disk"
+            );
         }
         out.push('\n');
         let mut alive = 0;
@@ -599,6 +621,20 @@ impl Shell {
             if a.flag("d") {
                 let (p, r) = counts.get(&addr).copied().unwrap_or((0, 0));
                 let _ = write!(out, "{p:<10}{r:<10}");
+                match disks.get(&addr) {
+                    Some(d) => {
+                        let _ = write!(
+                            out,
+                            "{:<15}{:<15}{:<6}",
+                            d.available_bytes >> 20,
+                            d.capacity_bytes >> 20,
+                            if d.insufficient { "LOW" } else { "ok" }
+                        );
+                    }
+                    None => {
+                        let _ = write!(out, "{:<15}{:<15}{:<6}", "-", "-", "-");
+                    }
+                }
             }
             out.push('\n');
         }
@@ -608,6 +644,33 @@ impl Shell {
             nodes.len()
         );
         Ok(out)
+    }
+
+    /// Each node's disk from the meta leader's `/meta/nodes` (empty if it cannot be read:
+    /// `nodes -d` then shows `-`).
+    async fn node_disks(&self) -> BTreeMap<String, stats::NodeDisk> {
+        self.meta_leader_http("/meta/nodes")
+            .await
+            .map(|body| stats::parse_node_disks(&body))
+            .unwrap_or_default()
+    }
+
+    /// `GET path` on the meta leader (what only the leader knows: liveness, disks).
+    async fn meta_leader_http(&self, path: &str) -> Option<String> {
+        // `cluster_info` is answered by the leader, which names itself.
+        let leader = match self
+            .meta(MetaRequest::ClusterInfo(ClusterInfoRequest {}))
+            .await
+        {
+            Ok(MetaResponse::ClusterInfo(r)) => r
+                .keys
+                .iter()
+                .zip(&r.values)
+                .find(|(k, _)| *k == "primary_meta_server")
+                .and_then(|(_, v)| v.parse::<std::net::SocketAddr>().ok()),
+            _ => None,
+        };
+        stats::http_get(leader?, path).await.ok()
     }
 
     /// Every server: metas from `cluster_info`, replica servers from `nodes`.

@@ -103,9 +103,82 @@ pub fn total(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// A replica server's data disk, as the meta leader last heard it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeDisk {
+    /// Bytes available.
+    pub available_bytes: u64,
+    /// Size of the file system.
+    pub capacity_bytes: u64,
+    /// Below `disk_min_available_space_ratio`: the node takes no new replica.
+    pub insufficient: bool,
+}
+
+/// The value of `"key":` in a flat JSON object's text (unquoted for strings).
+fn json_field<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let rest = object.split(&format!("\"{key}\":")).nth(1)?.trim_start();
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => rest.split([',', '}']).next().map(str::trim),
+    }
+}
+
+/// Parses the meta leader's `/meta/nodes` (an array of flat objects): address → disk, for
+/// the nodes that reported one.
+pub fn parse_node_disks(json: &str) -> BTreeMap<String, NodeDisk> {
+    json.split('}')
+        .filter_map(|object| {
+            let number = |k: &str| json_field(object, k)?.parse::<u64>().ok();
+            Some((
+                json_field(object, "address")?.to_string(),
+                NodeDisk {
+                    available_bytes: number("disk_available_bytes")?,
+                    capacity_bytes: number("disk_capacity_bytes")?,
+                    insufficient: json_field(object, "disk_insufficient")? == "true",
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Parses the meta leader's `/meta/app?name=`: the partitions kept short of copies for
+/// lack of disk.
+pub fn parse_short_of_disk(json: &str) -> std::collections::BTreeSet<i32> {
+    json.split('}')
+        .filter(|partition| json_field(partition, "short_of_disk") == Some("true"))
+        .filter_map(|partition| json_field(partition, "pidx")?.parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_app_short_of_disk_parses() {
+        let s = parse_short_of_disk(
+            r#"{"app_id":1,"name":"t","partitions":[{"ballot":3,"last_drops":[],"pidx":0,"primary":"127.0.0.1:1","secondaries":["127.0.0.1:2"],"short_of_disk":true},{"ballot":3,"last_drops":["127.0.0.1:9"],"pidx":1,"primary":"127.0.0.1:2","secondaries":["127.0.0.1:1","127.0.0.1:3"],"short_of_disk":false},{"pidx":2,"short_of_disk":true}]}"#,
+        );
+        assert_eq!(s, [0, 2].into_iter().collect());
+    }
+
+    #[test]
+    fn meta_nodes_disks_parse() {
+        let d = parse_node_disks(
+            r#"[{"address":"127.0.0.1:34801","disk_available_bytes":1048576,"disk_capacity_bytes":209715200,"disk_insufficient":true,"status":"ALIVE"},{"address":"127.0.0.1:34802","disk_available_bytes":null,"disk_capacity_bytes":null,"disk_insufficient":null,"status":"UNALIVE"}]"#,
+        );
+        assert_eq!(
+            d,
+            BTreeMap::from([(
+                "127.0.0.1:34801".to_string(),
+                NodeDisk {
+                    available_bytes: 1 << 20,
+                    capacity_bytes: 200 << 20,
+                    insufficient: true
+                }
+            )])
+        );
+    }
 
     #[test]
     fn prometheus_text_parses() {
