@@ -1387,6 +1387,17 @@ impl Replica {
                     },
                 });
             }
+            // Meta moves the role away (this node's disk is short of space): step down to a
+            // secondary; meta then promotes a secondary with room, which reconciles as after
+            // any primary change.
+            ConfigType::DowngradeToSecondary
+                if node == self.me && self.status == Status::Primary =>
+            {
+                next.primary = None;
+                next.secondaries.push(node);
+                next.last_committed_decree = self.committed;
+                self.request_config(kind, node, next, out);
+            }
             ConfigType::Remove | ConfigType::DowngradeToInactive
                 if self.status == Status::Primary =>
             {
@@ -2078,6 +2089,34 @@ mod tests {
             .collect();
         assert_eq!(kinds, vec![ConfigType::DowngradeToInactive], "{out:?}");
         assert_ne!(r.status(), Status::Primary);
+    }
+
+    #[test]
+    fn a_primary_told_to_step_down_asks_to_become_a_secondary_and_then_is_one() {
+        let mut r = primary();
+        let out = r.handle(Event::Proposal {
+            kind: ConfigType::DowngradeToSecondary,
+            node: ME,
+        });
+        let wanted = match out.as_slice() {
+            [Action::RequestConfig {
+                kind: ConfigType::DowngradeToSecondary,
+                node: ME,
+                config,
+            }] => config.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wanted.primary, None);
+        assert_eq!(wanted.ballot, 3);
+        assert!(wanted.secondaries.contains(&ME) && wanted.secondaries.contains(&S));
+        r.handle(Event::Config(wanted));
+        assert_eq!(r.status(), Status::Secondary);
+        // A proposal about another node, or to a non-primary, changes nothing.
+        let out = r.handle(Event::Proposal {
+            kind: ConfigType::DowngradeToSecondary,
+            node: ME,
+        });
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

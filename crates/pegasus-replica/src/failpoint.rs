@@ -8,7 +8,9 @@
 //! - `storage_write`: applying a committed mutation fails as corruption (rebuild);
 //! - `replica_panic`: the replica thread panics while applying (rebuild);
 //! - `storage_flush_emfile`: the timed RocksDB flush fails with EMFILE (reopen in place);
-//! - `plog_append_enospc`: a mutation-log append fails with ENOSPC (reopen in place).
+//! - `plog_append_enospc`: a mutation-log append fails with ENOSPC (reopen in place);
+//! - `disk_full`: the data disk's next checks find it full (0 bytes available), so the node
+//!   reports an insufficient disk to meta (one hit per `disk_stat_interval_ms`).
 //!
 //! They can only be armed in a server started with `[replica_server] enable_fail_points =
 //! true` (a test-only switch), through `POST /failpoint?name=<point>&times=<n>` on its admin
@@ -35,15 +37,18 @@ pub enum FailPoint {
     /// A mutation-log append fails with ENOSPC, as on a full disk (a transient error: the
     /// replica is reopened in place).
     PlogAppendEnospc,
+    /// The data disk's free-space check finds 0 bytes available.
+    DiskFull,
 }
 
-const POINTS: [(FailPoint, &str); 6] = [
+const POINTS: [(FailPoint, &str); 7] = [
     (FailPoint::PlogAppend, "plog_append"),
     (FailPoint::PlogSync, "plog_sync"),
     (FailPoint::StorageWrite, "storage_write"),
     (FailPoint::ReplicaPanic, "replica_panic"),
     (FailPoint::StorageFlushEmfile, "storage_flush_emfile"),
     (FailPoint::PlogAppendEnospc, "plog_append_enospc"),
+    (FailPoint::DiskFull, "disk_full"),
 ];
 
 /// A set of fail points; the process has one, [`GLOBAL`].

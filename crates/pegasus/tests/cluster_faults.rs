@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use onebox::{rt, serial, Onebox};
+use onebox::{post_failpoint, rt, serial, Onebox};
 use pegasus_client::{Client, Table};
 use pegasus_proto::meta::ClusterInfoRequest;
 use pegasus_proto::{MetaRequest, MetaResponse};
@@ -236,19 +236,6 @@ fn meta_leader_kill_is_transparent_and_a_full_restart_keeps_every_write() {
 }
 
 /// `POST /failpoint?<query>` to a replica server; the status line of its answer.
-fn post_failpoint(addr: SocketAddr, query: &str) -> String {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        c,
-        "POST /failpoint?{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    raw.lines().next().unwrap_or_default().to_string()
-}
-
 #[test]
 fn a_panicking_replica_fails_over_and_is_rebuilt_like_after_an_io_error() {
     let _g = serial();

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use onebox::{http_get, rt, serial, Onebox};
+use onebox::{http_get, post_failpoint, rt, serial, Onebox};
 use pegasus_client::Table;
 use pegasus_proto::meta::{CreateAppOptions, CreateAppRequest};
 use pegasus_proto::{MetaRequest, MetaResponse};
@@ -400,5 +400,218 @@ fn an_idle_connection_costs_a_bounded_few_kilobytes_and_stays_open() {
                 "an idle session was closed: {answer:?}"
             );
         }
+    });
+}
+
+/// Writers that retry each key until it is acknowledged (so nothing is skipped), keeping
+/// every error with the time it happened.
+struct RetryingWriters {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    errors: Arc<Mutex<Vec<(Instant, String)>>>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl RetryingWriters {
+    fn start(t: &Table, n: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..n)
+            .map(|w| {
+                let (t, stop, acked, errors) =
+                    (t.clone(), stop.clone(), acked.clone(), errors.clone());
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let key = format!("d{w}-{i}");
+                        let started = Instant::now();
+                        loop {
+                            match t.set(key.as_bytes(), b"s", key.as_bytes(), None).await {
+                                Ok(()) => break,
+                                Err(e) => {
+                                    errors.lock().unwrap().push((Instant::now(), e.to_string()));
+                                    assert!(
+                                        started.elapsed() < Duration::from_secs(60),
+                                        "{key} not written within 60 s: {e}"
+                                    );
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                }
+                            }
+                        }
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        done.push(key);
+                        i += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            acked,
+            errors,
+            tasks,
+        }
+    }
+
+    fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Writes per second over `window`.
+    async fn rate(&self, window: Duration) -> f64 {
+        let before = self.acked();
+        tokio::time::sleep(window).await;
+        (self.acked() - before) as f64 / window.as_secs_f64()
+    }
+
+    async fn stop(self) -> (Vec<String>, Vec<(Instant, String)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut keys = Vec::new();
+        for t in self.tasks {
+            keys.extend(t.await.unwrap());
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        (keys, errors)
+    }
+}
+
+/// Which partitions `node` is a member of, and whether it leads any.
+fn membership(cfg: &pegasus_proto::meta::QueryCfgResponse, node: SocketAddr) -> (Vec<bool>, bool) {
+    let is = |a: &pegasus_proto::RpcAddress| a.to_socket_addr() == Some(node);
+    let members = cfg
+        .partitions
+        .iter()
+        .map(|p| is(&p.primary) || p.secondaries.iter().any(is))
+        .collect();
+    let leads = cfg.partitions.iter().any(|p| is(&p.primary));
+    (members, leads)
+}
+
+#[test]
+fn a_full_disk_on_one_replica_server_costs_one_removal_per_partition_and_fills_again() {
+    let _g = serial();
+    let ob = Onebox::start_with(
+        3,
+        4,
+        "[replica_server]\nenable_fail_points = true\ndisk_stat_interval_ms = 300\n",
+    );
+    // The replica server holding the most primaries.
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = RetryingWriters::start(&t, 4);
+        assert!(pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await);
+        let cfg = client.query_config("temp").await.unwrap();
+        let victim = *ob
+            .replicas
+            .iter()
+            .max_by_key(|r| {
+                cfg.partitions
+                    .iter()
+                    .filter(|p| p.primary.to_socket_addr() == Some(**r))
+                    .count()
+            })
+            .unwrap();
+        let fault_free = w.rate(Duration::from_secs(4)).await;
+
+        // The disk reports full: every primary there moves to a copy with room.
+        assert!(post_failpoint(victim, "name=disk_full&times=1000000").contains(" 200"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, leads) = membership(&client.query_config("temp").await.unwrap(), victim);
+            if !leads {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{victim} still leads a partition 20 s after its disk filled\n{}",
+                ob.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Now writes there fail with ENOSPC: each copy is removed once and not re-added.
+        assert!(post_failpoint(victim, "name=plog_append_enospc&times=1000000").contains(" 200"));
+        let full_since = Instant::now();
+        let mut removals = vec![0usize; cfg.partitions.len()];
+        let mut was = membership(&client.query_config("temp").await.unwrap(), victim).0;
+        let mut during = Vec::new();
+        while full_since.elapsed() < Duration::from_secs(15) {
+            let before = w.acked();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            during.push(w.acked() - before);
+            let now = membership(&client.query_config("temp").await.unwrap(), victim).0;
+            for (i, (a, b)) in was.iter().zip(&now).enumerate() {
+                if *a && !*b {
+                    removals[i] += 1;
+                }
+            }
+            was = now;
+        }
+        let full_rate = during.iter().sum::<u64>() as f64 / full_since.elapsed().as_secs_f64();
+        assert!(
+            removals.iter().all(|r| *r <= 1),
+            "a copy was removed more than once: {removals:?}\n{}",
+            ob.logs()
+        );
+        let metrics = http_get(victim, "/metrics").1;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "pegasus_replica_disk_insufficient 1"),
+            "the node says its disk is insufficient"
+        );
+
+        // Space returns: the node takes its replicas again by itself.
+        assert!(post_failpoint(victim, "name=off").contains(" 200"));
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(90)).await,
+            "not back to three copies within 90 s of space returning\n{}",
+            ob.logs()
+        );
+        let back = membership(&client.query_config("temp").await.unwrap(), victim).0;
+        assert!(
+            back.iter().all(|m| *m),
+            "{victim} holds every partition again"
+        );
+        let (keys, errors) = w.stop().await;
+        for k in &keys {
+            assert_eq!(
+                t.get(k.as_bytes(), b"s").await.unwrap().as_deref(),
+                Some(k.as_bytes()),
+                "acknowledged write {k} lost"
+            );
+        }
+        // Clients see errors only around a primary's move, never a refusal for disk space
+        // (a healthy copy could always take the writes).
+        assert!(
+            errors.iter().all(|(_, e)| !e.contains("DISK_INSUFFICIENT")),
+            "{errors:?}"
+        );
+        let err_copies = std::fs::read_dir(ob.path())
+            .unwrap()
+            .flatten()
+            .filter(|d| d.path().join("replica").exists())
+            .flat_map(|d| {
+                std::fs::read_dir(d.path().join("replica"))
+                    .unwrap()
+                    .flatten()
+            })
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
+            .count();
+        assert_eq!(err_copies, 0, "no copy was rebuilt");
+        let span = match (errors.first(), errors.last()) {
+            (Some(a), Some(b)) => b.0 - a.0,
+            _ => Duration::ZERO,
+        };
+        println!(
+            "disk full on {victim}: {fault_free:.0} writes/s before, {full_rate:.0}/s while full \
+             ({:.0} %), removals {removals:?}, {} client errors over {span:?}, {} keys verified",
+            100.0 * full_rate / fault_free.max(1.0),
+            errors.len(),
+            keys.len()
+        );
     });
 }

@@ -7,6 +7,7 @@
 //! replica has its own thread for the state machine, RocksDB writes and log fsyncs
 //! ([`partition`]).
 
+pub mod disk;
 pub mod layout;
 pub mod partition;
 
@@ -87,6 +88,14 @@ pub struct ReplicaServerConfig {
     pub learn_chunk_bytes: u32,
     /// Client writes waiting for one replica beyond which new ones get `ERR_BUSY`.
     pub max_pending_writes: usize,
+    /// Pegasus's `disk_min_available_space_ratio`, percent: below it the data disk is
+    /// insufficient — the node takes no new replica or learner, its primaries move to
+    /// secondaries with room, and a primary whose whole group is short refuses writes with
+    /// `ERR_DISK_INSUFFICIENT`. 0 turns the check off.
+    pub disk_min_available_space_ratio: u32,
+    /// How often the data disk's free space is checked, ms (Pegasus:
+    /// `disk_stat_interval_seconds` = 10).
+    pub disk_stat_interval_ms: u64,
     /// Mutation-log segment size, bytes (Pegasus: `log_private_file_size_mb` = 32).
     pub log_segment_bytes: u64,
     /// Requests slower than this are logged (WARN, with table, partition and time), ms;
@@ -124,6 +133,8 @@ impl Default for ReplicaServerConfig {
             mutation_2pc_min_replica_count: 2,
             learn_chunk_bytes: 1 << 20,
             max_pending_writes: 10_000,
+            disk_min_available_space_ratio: 10,
+            disk_stat_interval_ms: 5_000,
             log_segment_bytes: 32 << 20,
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
@@ -138,6 +149,12 @@ impl ReplicaServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tick_ms == 0 || self.config_sync_interval_ms == 0 {
             return Err("tick_ms and config_sync_interval_ms must be > 0".into());
+        }
+        if self.disk_min_available_space_ratio >= 100 || self.disk_stat_interval_ms == 0 {
+            return Err(
+                "disk_min_available_space_ratio must be below 100 and disk_stat_interval_ms above 0"
+                    .into(),
+            );
         }
         if self.max_write_bytes == 0 || self.learn_chunk_bytes == 0 || self.max_pending_writes == 0
         {
@@ -326,6 +343,8 @@ pub struct Ctx {
     /// Wakes the config sync loop before its interval (a reopened replica wants meta's
     /// configuration now: until then a primary does not serve).
     sync_now: tokio::sync::Notify,
+    /// The data disk's free space, and the cluster's nodes short of it.
+    disk: disk::DiskState,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -595,6 +614,7 @@ impl ReplicaServer {
             },
             lease: Mutex::new(None),
             sync_now: tokio::sync::Notify::new(),
+            disk: disk::DiskState::default(),
         });
         if opts.config.enable_fail_points {
             crate::failpoint::GLOBAL.enable();
@@ -652,9 +672,10 @@ impl ReplicaServer {
             },
         ));
         let beacons = tokio::spawn(beacon_loop(Arc::downgrade(&server)));
+        let disk = tokio::spawn(disk_loop(Arc::downgrade(&server)));
         let sync = tokio::spawn(config_sync_loop(Arc::downgrade(&server)));
         if let Ok(mut t) = server.tasks.lock() {
-            t.extend([serve, beacons, sync]);
+            t.extend([serve, beacons, sync, disk]);
         }
         tracing::info!(
             "replica server {} serving {} replicas",
@@ -803,7 +824,14 @@ impl ReplicaServer {
         let Ok(mut reopens) = self.reopens.lock() else {
             return false;
         };
-        let attempt = match reopens.count(gpid, now, max) {
+        // Out of space, a rebuild would fail the same way (and re-learning the whole
+        // partition onto a full disk is the storm to avoid): keep waiting for room.
+        let bound = if self.ctx.disk.insufficient() {
+            u32::MAX
+        } else {
+            max
+        };
+        let attempt = match reopens.count(gpid, now, bound) {
             Ok(attempt) => attempt,
             Err(failures) => {
                 tracing::error!(
@@ -1496,6 +1524,7 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
             sent_ms,
             start_ms: ctx.start_ms,
             replicas: reports(&s),
+            disk: ctx.disk.report(),
         };
         drop(s);
         if let Some(target) = ctx.meta.target() {
@@ -1509,6 +1538,7 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
             match ack {
                 Ok(a) if a.is_leader && a.lease_ms > 0 => {
                     ctx.meta.set_leader(Some(target));
+                    ctx.disk.set_cluster(a.disk_insufficient);
                     let until_ms = a.sent_ms.saturating_add(a.lease_ms);
                     if let Ok(mut l) = ctx.lease.lock() {
                         if l.is_none_or(|(_, u)| u < until_ms) {
@@ -1531,6 +1561,74 @@ async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
             }
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Checks the data disk every `disk_stat_interval_ms`: the figures go to meta with the next
+/// beacon and to metrics; while the disk is insufficient, set-aside copies are removed.
+async fn disk_loop(server: std::sync::Weak<ReplicaServer>) {
+    loop {
+        let Some(s) = server.upgrade() else { return };
+        let ctx = s.ctx.clone();
+        drop(s);
+        let ratio = ctx.cfg.disk_min_available_space_ratio;
+        let checked = if crate::failpoint::fire(crate::failpoint::FailPoint::DiskFull) {
+            // Test-only: a full disk, as statvfs would report it.
+            let capacity = ctx.disk.report().capacity_bytes.max(1 << 30);
+            Ok(disk::report(capacity, 0, ratio.max(1)))
+        } else {
+            let root = ctx.root.clone();
+            tokio::task::spawn_blocking(move || disk::check(&root, ratio))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        match checked {
+            Ok(report) => {
+                let was = ctx.disk.insufficient();
+                ctx.disk.set(report);
+                metrics::gauge!("pegasus_replica_disk_capacity_bytes")
+                    .set(report.capacity_bytes as f64);
+                metrics::gauge!("pegasus_replica_disk_available_bytes")
+                    .set(report.available_bytes as f64);
+                metrics::gauge!("pegasus_replica_disk_insufficient").set(if report.insufficient {
+                    1.0
+                } else {
+                    0.0
+                });
+                if report.insufficient != was {
+                    if report.insufficient {
+                        tracing::warn!(
+                            "data disk insufficient: {} of {} bytes available, below \
+                             disk_min_available_space_ratio = {ratio}%: no new replicas here, \
+                             primaries move to copies with room",
+                            report.available_bytes,
+                            report.capacity_bytes
+                        );
+                    } else {
+                        tracing::info!(
+                            "data disk has room again: {} of {} bytes available",
+                            report.available_bytes,
+                            report.capacity_bytes
+                        );
+                    }
+                }
+                if report.insufficient {
+                    let root = ctx.root.clone();
+                    let removed =
+                        tokio::task::spawn_blocking(move || disk::collect_failed_copies(&root))
+                            .await
+                            .unwrap_or(0);
+                    if removed > 0 {
+                        tracing::warn!(
+                            "removed {removed} set-aside copies of failed replicas: the disk \
+                             is short of space"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot check the data disk: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(ctx.cfg.disk_stat_interval_ms)).await;
     }
 }
 

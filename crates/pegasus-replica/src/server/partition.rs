@@ -435,6 +435,10 @@ impl Actor {
                 match input {
                     Input::Close => return self.close(),
                     Input::Write { update, reply } => {
+                        if self.refuses_writes() {
+                            let _ = reply.send(Err(ErrorCode::DiskInsufficient));
+                            continue;
+                        }
                         let id = self.next_client;
                         self.next_client += 1;
                         self.clients.insert(id, reply);
@@ -579,6 +583,10 @@ impl Actor {
         match input {
             Input::Core(ev) => self.event(ev),
             Input::Write { update, reply } => {
+                if self.refuses_writes() {
+                    let _ = reply.send(Err(ErrorCode::DiskInsufficient));
+                    return;
+                }
                 let id = self.next_client;
                 self.next_client += 1;
                 self.clients.insert(id, reply);
@@ -692,6 +700,22 @@ impl Actor {
             return 0;
         }
         self.core.read_deadline().unwrap_or(0)
+    }
+
+    /// A primary on an insufficient disk whose every secondary is short of space too (or
+    /// that has none) refuses writes with `ERR_DISK_INSUFFICIENT`: a definite error instead
+    /// of a write that would fail in the log. With a healthy secondary, meta is handing the
+    /// role over and writes go on meanwhile.
+    fn refuses_writes(&self) -> bool {
+        let refused = self.core.status() == Status::Primary
+            && self
+                .ctx
+                .disk
+                .refuses_writes(&self.core.config().secondaries);
+        if refused {
+            metrics::counter!("pegasus_replica_disk_insufficient_refusals_total").increment(1);
+        }
+        refused
     }
 
     fn publish(&self) {

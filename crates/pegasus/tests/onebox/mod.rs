@@ -345,6 +345,20 @@ impl Drop for Onebox {
     }
 }
 
+/// `POST /failpoint?<query>` on a server's admin port: the status line of the answer.
+pub fn post_failpoint(addr: SocketAddr, query: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /failpoint?{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    raw.lines().next().unwrap_or_default().to_string()
+}
+
 /// A plain HTTP GET on a server's RPC port (following one meta redirect): (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
