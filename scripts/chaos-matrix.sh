@@ -39,6 +39,7 @@ declare -A ROWS=(
   [14]="54|--nemesis fail-point"
   [15]="55|--nemesis torn-tail"
   [16]="56|--nemesis corrupt-log"
+  [17]="57|--nemesis conn-flood"
 )
 
 rows=("$@")
