@@ -1684,6 +1684,15 @@ impl Handler for MetaServer {
                     result: Some(result),
                 })
             }
+            ParsedRequest::Malformed { message, error } => {
+                tracing::debug!("{}: args do not decode: {error}", message.name);
+                Some(ResponseFrame {
+                    error: ErrorCode::InvalidData,
+                    name: ack_name(&message.name),
+                    seqid: message.seqid,
+                    result: None,
+                })
+            }
             ParsedRequest::Known { message, .. } | ParsedRequest::UnknownRpc(message) => {
                 Some(ResponseFrame {
                     error: ErrorCode::HandlerNotFound,

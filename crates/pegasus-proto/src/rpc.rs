@@ -159,25 +159,30 @@ pub enum ParsedRequest {
     /// A well-formed message with an RPC name we do not serve: answer
     /// `ERR_HANDLER_NOT_FOUND`.
     UnknownRpc(MessageBegin),
+    /// A known RPC whose args do not decode: answer `ERR_INVALID_DATA` (the message begin
+    /// did decode, so the client can be told which call failed).
+    Malformed {
+        /// Message begin (name, seqid).
+        message: MessageBegin,
+        /// What did not decode.
+        error: DecodeError,
+    },
 }
 
 /// Parses a request frame's body: message begin, then the args of a known RPC.
 pub fn parse_request(body: Bytes) -> Result<ParsedRequest, DecodeError> {
     let mut r = Reader::new(body);
     let message = read_message_begin(&mut r)?;
-    if let Some(req) = RrdbRequest::decode(&message.name, &mut r)? {
-        return Ok(ParsedRequest::Known {
-            message,
-            request: Request::Rrdb(req),
-        });
-    }
-    if let Some(req) = MetaRequest::decode(&message.name, &mut r)? {
-        return Ok(ParsedRequest::Known {
-            message,
-            request: Request::Meta(req),
-        });
-    }
-    Ok(ParsedRequest::UnknownRpc(message))
+    let rrdb = RrdbRequest::decode(&message.name, &mut r).map(|o| o.map(Request::Rrdb));
+    let request = match rrdb {
+        Ok(None) => MetaRequest::decode(&message.name, &mut r).map(|o| o.map(Request::Meta)),
+        other => other,
+    };
+    Ok(match request {
+        Ok(Some(request)) => ParsedRequest::Known { message, request },
+        Ok(None) => ParsedRequest::UnknownRpc(message),
+        Err(error) => ParsedRequest::Malformed { message, error },
+    })
 }
 
 /// The reply name of a request name.

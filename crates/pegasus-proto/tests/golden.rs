@@ -225,3 +225,28 @@ fn unknown_rpc_names_are_reported_not_fatal() {
         matches!(parse_request(frame.body).unwrap(), ParsedRequest::UnknownRpc(m) if m.name == "RPC_NO_SUCH")
     );
 }
+
+#[test]
+fn a_known_rpc_whose_args_do_not_decode_is_reported_with_its_seqid() {
+    let mut out = BytesMut::new();
+    encode_request_v0(
+        &OutgoingRequest {
+            header: expected_header(),
+            name: "RPC_RRDB_RRDB_GET",
+            seqid: 7,
+            // A struct header announcing a binary field longer than the body.
+            args: Bytes::from_static(b"\x0b\x00\x01\x7f\xff\xff\xff"),
+        },
+        &mut out,
+    );
+    let frame = ServerCodec::default().decode(&mut out).unwrap().unwrap();
+    match parse_request(frame.body).unwrap() {
+        ParsedRequest::Malformed { message, .. } => {
+            assert_eq!(
+                (message.name.as_str(), message.seqid),
+                ("RPC_RRDB_RRDB_GET", 7)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
