@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 /// What every third connection sends: the first 12 bytes of a THFT frame header (16 are
@@ -96,7 +96,8 @@ pub struct FloodOutcome {
     /// The age of the oldest of those, ms (a server that reaps keeps this near its header
     /// timeout).
     pub oldest_open_ms: u64,
-    /// Tasks that had not ended within the bound after the stop (then aborted).
+    /// Tasks that had not ended within the bound after the stop (then aborted; 1 when the
+    /// flood's thread did not report back in time).
     pub not_ended: u64,
     /// From the stop until every task ended, ms.
     pub stop_ms: u64,
@@ -112,6 +113,7 @@ struct Counters {
     slowest_close_ms: AtomicU64,
     open_at_stop: AtomicU64,
     oldest_open_ms: AtomicU64,
+    not_ended: AtomicU64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -119,50 +121,76 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// A running flood; [`Flood::stop`] ends it (it also ends by itself at its deadline).
+///
+/// It runs on a thread and runtime of its own, so its thousands of tasks do not take turns
+/// with the harness's workload: what the workload measures is the cluster, not the harness.
 #[derive(Debug)]
 pub struct Flood {
     stop: watch::Sender<bool>,
-    tasks: Mutex<Option<JoinSet<()>>>,
+    done: Mutex<Option<oneshot::Receiver<()>>>,
     counters: Arc<Counters>,
 }
 
 impl Flood {
-    /// Starts `n` connection tasks against `addr` (on the current tokio runtime); each ends
-    /// at `deadline` at the latest.
-    pub fn start(addr: SocketAddr, n: usize, deadline: Instant) -> Arc<Self> {
-        let (stop, stopped) = watch::channel(false);
+    /// Starts `n` connection tasks against `addr` on a thread of its own; each ends at
+    /// `deadline` at the latest. Once stopped (or past the deadline), tasks still running
+    /// after `grace` are aborted, which closes their sockets.
+    pub fn start(
+        addr: SocketAddr,
+        n: usize,
+        deadline: Instant,
+        grace: Duration,
+    ) -> std::io::Result<Arc<Self>> {
+        let (stop, mut stopped) = watch::channel(false);
+        let (done_tx, done) = oneshot::channel();
         let counters = Arc::new(Counters::default());
-        let mut tasks = JoinSet::new();
-        for i in 0..n {
-            tasks.spawn(hold_one(
-                addr,
-                i % 3 == 0,
-                deadline,
-                stopped.clone(),
-                counters.clone(),
-            ));
-        }
-        Arc::new(Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let c = counters.clone();
+        std::thread::Builder::new()
+            .name("chaos-flood".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let mut tasks = JoinSet::new();
+                    for i in 0..n {
+                        tasks.spawn(hold_one(
+                            addr,
+                            i % 3 == 0,
+                            deadline,
+                            stopped.clone(),
+                            c.clone(),
+                        ));
+                    }
+                    ended(&mut stopped, deadline).await;
+                    let all = async { while tasks.join_next().await.is_some() {} };
+                    if tokio::time::timeout(grace, all).await.is_err() {
+                        c.not_ended.store(tasks.len() as u64, Ordering::Relaxed);
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                    }
+                });
+                // The runtime is gone with every socket: say so.
+                drop(rt);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Arc::new(Self {
             stop,
-            tasks: Mutex::new(Some(tasks)),
+            done: Mutex::new(Some(done)),
             counters,
-        })
+        }))
     }
 
-    /// Stops every task and waits, at most `within`, until each has closed its socket
-    /// (tasks left then are aborted, which closes theirs). The second call finds nothing
-    /// left to wait for and returns the same counts.
+    /// Stops the flood and waits (at most the `grace` given at start and a second more)
+    /// until every task has closed its socket. A second call waits for nothing and returns
+    /// the same counts.
     pub async fn stop(&self, within: Duration) -> FloodOutcome {
         let started = Instant::now();
         let _ = self.stop.send(true);
-        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
-        let mut not_ended = 0u64;
-        if let Some(mut tasks) = tasks {
-            let all = async { while tasks.join_next().await.is_some() {} };
-            if tokio::time::timeout(within, all).await.is_err() {
-                not_ended = tasks.len() as u64;
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(done) = done {
+            if tokio::time::timeout(within, done).await.is_err() {
+                self.counters.not_ended.fetch_max(1, Ordering::Relaxed);
             }
         }
         let c = &self.counters;
@@ -176,7 +204,7 @@ impl Flood {
             slowest_close_ms: load(&c.slowest_close_ms),
             open_at_stop: load(&c.open_at_stop),
             oldest_open_ms: load(&c.oldest_open_ms),
-            not_ended,
+            not_ended: load(&c.not_ended),
             stop_ms: ms(started.elapsed()),
         }
     }
@@ -310,7 +338,13 @@ Max locked memory         8388608              8388608              bytes
                 }
             }
         });
-        let flood = Flood::start(addr, 6, Instant::now() + Duration::from_secs(30));
+        let flood = Flood::start(
+            addr,
+            6,
+            Instant::now() + Duration::from_secs(30),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         // Wait until the refusals have happened and every task holds a connection again.
         let waited = Instant::now();
         while flood.counters.opened.load(Ordering::Relaxed) < 16
@@ -319,7 +353,7 @@ Max locked memory         8388608              8388608              bytes
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let out = flood.stop(Duration::from_secs(5)).await;
+        let out = flood.stop(Duration::from_secs(6)).await;
         server.abort();
         assert_eq!(out.refused, 10, "{out:?}");
         assert_eq!(out.reaped, 0, "{out:?}");
@@ -342,16 +376,20 @@ Max locked memory         8388608              8388608              bytes
                 held.push(listener.accept().await.unwrap().0);
             }
         });
-        let flood = Flood::start(addr, 3, Instant::now() + Duration::from_millis(300));
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        // Every task has ended before any stop.
-        let mut tasks = flood.tasks.lock().unwrap().take().unwrap();
-        let mut ended = 0;
-        while let Some(r) = tasks.try_join_next() {
-            r.unwrap();
-            ended += 1;
+        let flood = Flood::start(
+            addr,
+            3,
+            Instant::now() + Duration::from_millis(300),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        // The flood's thread has finished before any stop.
+        let mut done = flood.done.lock().unwrap().take().unwrap();
+        let waited = Instant::now();
+        while done.try_recv().is_err() && waited.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(ended, 3);
+        assert!(waited.elapsed() < Duration::from_secs(5));
         server.abort();
         let out = flood.stop(Duration::from_secs(1)).await;
         assert_eq!((out.opened, out.open_at_stop), (3, 3), "{out:?}");

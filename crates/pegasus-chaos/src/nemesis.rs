@@ -513,6 +513,7 @@ pub async fn install(
             let sockets_before = pid.and_then(flood::open_sockets);
             // Bounded even if nothing heals it: the longest hold and a minute more.
             let deadline = Instant::now() + CONN_FLOOD_MAX_HOLD + Duration::from_secs(60);
+            let flood = Flood::start(addr, connections, deadline, CONN_FLOOD_HEAL_WAIT / 2)?;
             Ok(Fault::Flooded {
                 instance: name,
                 connections,
@@ -520,7 +521,7 @@ pub async fn install(
                 sockets_before,
                 sockets_after: None,
                 outcome: None,
-                flood: FloodHandle(Flood::start(addr, connections, deadline)),
+                flood: FloodHandle(flood),
             })
         }
         Nemesis::FailPoint => {
