@@ -987,5 +987,12 @@ async fn a_full_disk_moves_primaries_away_keeps_two_copies_and_fills_again_with_
             .then_some(())
     })
     .await;
-    assert!(nodes.iter().all(|n| n.acked_disk_insufficient().is_empty()));
+    // Each node learns it from its next beacon ack.
+    eventually("every node's last ack lists no full disk", async || {
+        nodes
+            .iter()
+            .all(|n| n.acked_disk_insufficient().is_empty())
+            .then_some(())
+    })
+    .await;
 }
