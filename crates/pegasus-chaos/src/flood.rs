@@ -8,14 +8,14 @@
 //! flood is stopped; every socket has a zero linger, so closing it sends a reset and leaves
 //! no `TIME_WAIT` behind on either side (the next flood needs the ports again).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -36,6 +36,31 @@ pub const OWN_RESERVE: u64 = 1024;
 
 /// One connect attempt at most this long (a full listen backlog makes the kernel retry SYNs).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections per source address. From one address, once about half of the ephemeral
+/// port range is in use Linux's `connect()` scans the range for every new connection (1.8
+/// ms a call was measured with 16,000 flood connections open): the flood then takes
+/// minutes to build up. Spread over several loopback addresses it does not.
+pub const PER_SOURCE: usize = 4096;
+
+/// The loopback address flood connection `i` of `n` is made from: `127.0.3.1` and up,
+/// [`PER_SOURCE`] connections each (the onebox's nodes are on `127.0.1.x` and `127.0.2.x`).
+pub fn source_of(i: usize, n: usize) -> IpAddr {
+    let sources = n.div_ceil(PER_SOURCE).clamp(1, 250);
+    let k = u8::try_from(i % sources).unwrap_or(0);
+    IpAddr::V4(Ipv4Addr::new(127, 0, 3, 1 + k))
+}
+
+/// A connection to `addr` from `source` (port chosen by the kernel).
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        // Loopback IPv6 has a single address: connect from wherever the kernel says.
+        SocketAddr::V6(_) => return TcpStream::connect(addr).await,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
 
 /// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or
 /// unreadable.
@@ -155,6 +180,7 @@ impl Flood {
                     let mut tasks = JoinSet::new();
                     for i in 0..n {
                         tasks.spawn(hold_one(
+                            source_of(i, n),
                             addr,
                             i % 3 == 0,
                             deadline,
@@ -222,6 +248,7 @@ async fn ended(stopped: &mut watch::Receiver<bool>, deadline: Instant) {
 /// Keeps one connection to `addr` open until the flood ends, reconnecting whenever the
 /// server closes it.
 async fn hold_one(
+    source: IpAddr,
     addr: SocketAddr,
     partial: bool,
     deadline: Instant,
@@ -230,7 +257,7 @@ async fn hold_one(
 ) {
     loop {
         let connect = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)) => r,
+            r = tokio::time::timeout(CONNECT_TIMEOUT, connect_from(source, addr)) => r,
             () = ended(&mut stopped, deadline) => return,
         };
         let Ok(Ok(mut conn)) = connect else {
@@ -305,6 +332,25 @@ Max locked memory         8388608              8388608              bytes
     fn this_process_limits_are_readable() {
         let own = nofile_soft_of(std::process::id()).unwrap();
         assert!(own >= 16, "{own}");
+    }
+
+    #[test]
+    fn flood_connections_spread_over_loopback_sources() {
+        let ip = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+        assert_eq!(source_of(0, 10), ip(127, 0, 3, 1));
+        assert_eq!(source_of(9, 10), ip(127, 0, 3, 1));
+        // 18,976 connections: 5 sources, at most 3796 each.
+        let n = 18_976;
+        let mut per = std::collections::BTreeMap::new();
+        for i in 0..n {
+            *per.entry(source_of(i, n)).or_insert(0usize) += 1;
+        }
+        assert_eq!(per.len(), 5);
+        assert!(per.values().all(|c| *c <= PER_SOURCE), "{per:?}");
+        assert_eq!(*per.keys().last().unwrap(), ip(127, 0, 3, 5));
+        // Never past 127.0.3.250.
+        assert_eq!(source_of(249, 1 << 30), ip(127, 0, 3, 250));
+        assert_eq!(source_of(250, 1 << 30), ip(127, 0, 3, 1));
     }
 
     #[test]
