@@ -190,6 +190,13 @@ pub struct Report {
     /// directories left on disk if more. A failure in a run whose every nemesis
     /// [forbids rebuilds](Nemesis::forbids_rebuilds).
     pub replicas_moved_aside: u64,
+    /// Times a meta server declared a replica server dead (no beacon within the grace
+    /// period), from the logs.
+    pub nodes_declared_dead: u64,
+    /// How far the partitions' ballots rose over the run, summed over the partitions of
+    /// `temp` (each failover or membership change raises one); `None` if meta did not
+    /// answer at the start or the end.
+    pub ballots_raised: Option<i64>,
     /// The run directory.
     pub dir: PathBuf,
 }
@@ -235,7 +242,7 @@ impl Report {
                 .join(", ")
         };
         let mut s = format!(
-            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}; acknowledged writes not readable at the end: {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}; moved aside to be rebuilt: {}{}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
+            "# pegasus chaos run\n\n- seed {} · nemeses {} · planted lease bug: {} · clock skew: {}\n- {}\n- ops ok/fail/info: {}/{}/{}; acknowledged writes not readable at the end: {}\n- liveness after heal: {} (recovery {} ms)\n- longest unavailability: {} ms (from {} ms)\n- latency baseline p50/p99/p99.9: {}/{}/{} µs; under fault: {}/{}/{} µs\n- stale reads: {} (probes answered during primary isolation: {})\n- torn log tails cut: {}; replica copies set aside: {}; moved aside to be rebuilt: {}{}\n- replica servers declared dead: {}; ballots raised over the run: {}\n- checker: {} ms\n- verdict: **{}**\n\n## Schedule\n\n| at (ms) | nemesis | fault | held (ms) | healed |\n|---:|---|---|---:|---|\n",
             self.seed,
             self.nemeses.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.planted_ignore_lease,
@@ -265,6 +272,8 @@ impl Report {
             } else {
                 ""
             },
+            self.nodes_declared_dead,
+            self.ballots_raised.map_or("-".into(), |b| b.to_string()),
             self.check_ms,
             if self.passed() { "pass" } else { "FAIL" },
         );
@@ -315,6 +324,12 @@ pub async fn wait_healthy(client: &Client, within: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     false
+}
+
+/// The sum of the ballots of `temp`'s partitions, as meta shows them.
+async fn ballot_sum(client: &Client) -> Option<i64> {
+    let cfg = client.query_config("temp").await.ok()?;
+    (cfg.err == pegasus_proto::ErrorCode::Ok).then(|| cfg.partitions.iter().map(|p| p.ballot).sum())
 }
 
 /// One acknowledged write on every partition.
@@ -526,6 +541,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             ));
         }
     }
+    let ballots_before = ballot_sum(&admin).await;
     let mut firewall = net::Firewall::new(opts.base_port);
     firewall.reset();
     let rec = Recorder::new();
@@ -655,6 +671,7 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
     let recovery_ms =
         healthy.then(|| u64::try_from(heal_at.elapsed().as_millis()).unwrap_or(u64::MAX));
     let writable = healthy && write_each_partition(&admin, opts.partitions).await;
+    let ballots_after = ballot_sum(&admin).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     rec.stop();
     let _ = tokio::time::timeout(Duration::from_secs(60), registers).await;
@@ -768,6 +785,8 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
         replicas_moved_aside: cluster
             .count_lines_in_logs(&MOVED_ASIDE)
             .max(cluster.count_err_dirs()) as u64,
+        nodes_declared_dead: cluster.count_in_logs("is dead (no beacon") as u64,
+        ballots_raised: ballots_before.zip(ballots_after).map(|(b, a)| a - b),
         dir: opts.dir.clone(),
     })
 }
@@ -816,6 +835,8 @@ mod tests {
             torn_tails_cut: 0,
             replicas_set_aside: 0,
             replicas_moved_aside: moved_aside,
+            nodes_declared_dead: 0,
+            ballots_raised: Some(0),
             dir: PathBuf::new(),
         }
     }
