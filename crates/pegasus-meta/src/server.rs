@@ -37,7 +37,6 @@ use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, Request, RpcAddress};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{Handler, NetworkConfig, ServerOptions, Session, SessionPool};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::MetaServerConfig;
@@ -290,7 +289,7 @@ impl MetaServer {
                 ))
             })?;
         let id = index as RaftNodeId + 1;
-        let listener = TcpListener::bind(opts.listen).await?;
+        let listener = pegasus_rpc::listen(opts.listen).await?;
         let dir = opts.config.data_dir.join("raft");
         let log = LogStore::open(&dir)?;
         let sm = StateMachine::open(&dir)?;

@@ -22,5 +22,5 @@ pub mod session;
 
 pub use error::{Result, RpcError};
 pub use limits::NetworkConfig;
-pub use server::{serve, Handler, ServerOptions};
+pub use server::{listen, serve, Handler, ServerOptions};
 pub use session::{bind_outgoing_to, set_send_delay, Session, SessionPool};

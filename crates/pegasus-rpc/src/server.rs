@@ -77,6 +77,24 @@ static ACCEPT_FAILED: Throttled = Throttled::new(10_000);
 static REFUSED: Throttled = Throttled::new(10_000);
 static REAPED: Throttled = Throttled::new(10_000);
 
+/// The accept queue a server port asks for (the kernel caps it at `net.core.somaxconn`).
+/// Under a flood the server refuses what it cannot admit at once; a short queue would
+/// instead leave new clients in SYN retries (1 s, 3 s, ...) that look like a hang.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a server port (`SO_REUSEADDR`, like tokio's `bind`) with a [`LISTEN_BACKLOG`]
+/// accept queue instead of the standard library's 128.
+pub async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts connections on `listener` until the task running this is aborted; aborting it
 /// also closes every connection it accepted.
 ///

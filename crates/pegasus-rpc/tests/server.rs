@@ -287,3 +287,31 @@ async fn a_frame_waits_for_the_byte_budget_and_the_hog_holding_it_is_reaped() {
     );
     assert!(time_to_close(hog).await.is_some(), "the hog was closed");
 }
+
+#[tokio::test]
+async fn a_server_port_queues_hundreds_of_connections_before_accepting_them() {
+    // The standard library's backlog of 128 would leave the rest in SYN retries (a 1 s
+    // stall, then 3 s) while a flooded server catches up.
+    let listener = pegasus_rpc::listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects: Vec<_> = (0..600)
+        .map(|_| {
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_millis(800), TcpStream::connect(addr)).await
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for c in connects {
+        held.push(
+            c.await
+                .unwrap()
+                .expect("a connect waited in SYN retries")
+                .unwrap(),
+        );
+    }
+    assert_eq!(held.len(), 600);
+    drop(listener);
+}

@@ -508,7 +508,7 @@ fn run_redis_proxy(args: RedisProxyArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => anyhow::bail!("cannot open table {}: {e}", args.table),
             }
         };
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = pegasus_rpc::listen(args.listen).await?;
         println!(
             "redis proxy listening on {} for table {}",
             args.listen, args.table

@@ -37,7 +37,6 @@ use pegasus_rpc::internal::{self, InternalCall};
 use pegasus_rpc::{Handler, NetworkConfig, RpcError, ServerOptions, Session, SessionPool};
 use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteResponse};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
@@ -581,7 +580,7 @@ impl ReplicaServer {
         if opts.metas.is_empty() {
             return Err(StartError::Config("no meta servers".into()));
         }
-        let listener = TcpListener::bind(opts.listen).await?;
+        let listener = pegasus_rpc::listen(opts.listen).await?;
         let root = opts.config.data_dir.clone();
         std::fs::create_dir_all(root.join("replica"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
