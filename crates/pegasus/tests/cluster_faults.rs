@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use onebox::{post_failpoint, rt, serial, Onebox};
+use onebox::{err_copies, post_failpoint, rt, serial, Onebox};
 use pegasus_client::{Client, Table};
 use pegasus_proto::meta::ClusterInfoRequest;
 use pegasus_proto::{MetaRequest, MetaResponse};
@@ -281,13 +281,10 @@ fn a_panicking_replica_fails_over_and_is_rebuilt_like_after_an_io_error() {
                 .any(|l| l.starts_with("pegasus_replica_panics_total") && l.ends_with(" 1")),
             "one panic counted"
         );
-        let err_copies = std::fs::read_dir(ob.path())
-            .unwrap()
-            .flatten()
-            .flat_map(|d| walk(&d.path(), 4))
-            .filter(|p| p.to_string_lossy().ends_with(".err"))
-            .count();
-        assert!(err_copies >= 1, "the failed copy was moved aside");
+        assert!(
+            !err_copies(&ob).is_empty(),
+            "the failed copy was moved aside"
+        );
     });
 }
 
@@ -305,15 +302,6 @@ fn counter(addr: SocketAddr, name: &str, labels: &str) -> f64 {
 }
 
 /// Copies set aside (`.err`) anywhere in the onebox.
-fn err_copies(ob: &Onebox) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(ob.path())
-        .unwrap()
-        .flatten()
-        .flat_map(|d| walk(&d.path(), 4))
-        .filter(|p| p.to_string_lossy().ends_with(".err"))
-        .collect()
-}
-
 /// Waits until `victim` has reopened `reopens` replicas in place, noting whether its
 /// `/replica/replicas` showed one waiting to be reopened meanwhile.
 async fn wait_reopened(ob: &Onebox, victim: SocketAddr, reopens: f64) -> bool {
@@ -471,18 +459,4 @@ fn an_injected_corruption_still_sets_the_copy_aside_and_rebuilds() {
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
     onebox::http_get(addr, path).1
-}
-
-/// Directories under `dir`, `depth` levels deep at most.
-fn walk(dir: &std::path::Path, depth: usize) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    if depth == 0 || !dir.is_dir() {
-        return out;
-    }
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path(), depth - 1));
-        }
-    }
-    out
 }

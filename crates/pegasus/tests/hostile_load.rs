@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use onebox::{http_get, post_failpoint, rt, serial, Onebox};
+use onebox::{err_copies, http_get, post_failpoint, rt, serial, Onebox};
 use pegasus_client::Table;
 use pegasus_proto::meta::{CreateAppOptions, CreateAppRequest};
 use pegasus_proto::{MetaRequest, MetaResponse};
@@ -606,18 +606,8 @@ fn a_full_disk_on_one_replica_server_costs_one_removal_per_partition_and_fills_a
             errors.iter().all(|(_, e)| !e.contains("DISK_INSUFFICIENT")),
             "{errors:?}"
         );
-        let err_copies = std::fs::read_dir(ob.path())
-            .unwrap()
-            .flatten()
-            .filter(|d| d.path().join("replica").exists())
-            .flat_map(|d| {
-                std::fs::read_dir(d.path().join("replica"))
-                    .unwrap()
-                    .flatten()
-            })
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
-            .count();
-        assert_eq!(err_copies, 0, "no copy was rebuilt");
+        let set_aside = err_copies(&ob);
+        assert!(set_aside.is_empty(), "no copy was rebuilt: {set_aside:?}");
         let span = match (errors.first(), errors.last()) {
             (Some(a), Some(b)) => b.0 - a.0,
             _ => Duration::ZERO,

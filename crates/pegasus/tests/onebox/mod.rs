@@ -345,6 +345,30 @@ impl Drop for Onebox {
     }
 }
 
+/// The copies of failed replicas set aside (`*.err`) anywhere under the onebox.
+pub fn err_copies(ob: &Onebox) -> Vec<PathBuf> {
+    std::fs::read_dir(ob.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|d| walk(&d.path(), 4))
+        .filter(|p| p.to_string_lossy().ends_with(".err"))
+        .collect()
+}
+
+/// Directories under `dir`, `depth` levels deep at most.
+fn walk(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if depth == 0 || !dir.is_dir() {
+        return out;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path(), depth - 1));
+        }
+    }
+    out
+}
+
 /// `POST /failpoint?<query>` on a server's admin port: the status line of the answer.
 pub fn post_failpoint(addr: SocketAddr, query: &str) -> String {
     use std::io::{Read, Write};
