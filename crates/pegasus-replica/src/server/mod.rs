@@ -824,8 +824,12 @@ impl ReplicaServer {
             return false;
         };
         // Out of space, a rebuild would fail the same way (and re-learning the whole
-        // partition onto a full disk is the storm to avoid): keep waiting for room.
-        let bound = if self.ctx.disk.insufficient() {
+        // partition onto a full disk is the storm to avoid): keep waiting for room. The
+        // disk is looked at now: the periodic check may not have seen it fill yet (the
+        // chaos row 13 rebuilt copies whose 9th ENOSPC came before it).
+        let ratio = self.ctx.cfg.disk_min_available_space_ratio.max(1);
+        let short_now = disk::check(&self.ctx.root, ratio).is_ok_and(|d| d.insufficient);
+        let bound = if self.ctx.disk.insufficient() || short_now {
             u32::MAX
         } else {
             max
