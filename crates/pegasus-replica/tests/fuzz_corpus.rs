@@ -51,16 +51,27 @@ fn replica_event_seeds_elect_primaries_and_commit_writes() {
     }
 }
 
-/// Writes the seed corpus: `cargo test -p pegasus-replica --test fuzz_corpus -- --ignored`.
+/// The committed seeds are exactly what `replica_event_seeds` generates, so a change to
+/// the program encoding cannot leave stale seeds behind. `WRITE_SEEDS=1 cargo test -p
+/// pegasus-replica --test fuzz_corpus committed_seeds` rewrites them instead.
 #[test]
-#[ignore = "writes fuzz/corpus/replica_events/seed-*"]
-fn write_replica_event_seeds() {
+fn committed_seeds_match_the_generated_ones() {
     let dir = corpus("replica_events");
-    std::fs::create_dir_all(&dir).unwrap();
+    let write = std::env::var_os("WRITE_SEEDS").is_some();
     for (k, seed) in pegasus_replica::fuzzing::replica_event_seeds()
         .iter()
         .enumerate()
     {
-        std::fs::write(dir.join(format!("seed-{k}")), seed).unwrap();
+        let path = dir.join(format!("seed-{k}"));
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, seed).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            *seed,
+            "{} is stale: rerun with WRITE_SEEDS=1",
+            path.display()
+        );
     }
 }
