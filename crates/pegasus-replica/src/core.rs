@@ -279,6 +279,11 @@ pub enum Event {
     },
     /// A local I/O error (log or storage).
     LocalError,
+    /// The log's disk is full: this copy cannot log what its primary sends. A secondary or
+    /// learner refuses the primary at once, so the primary has it removed now instead of
+    /// after the prepare timeout (writes would wait for it meanwhile). Nothing else changes:
+    /// the copy is intact, and the runtime reopens it in place.
+    LogFull,
 }
 
 /// Outputs, carried out by the runtime in order.
@@ -631,8 +636,26 @@ impl Replica {
             }
             Event::CheckpointInstalled { decree } => self.on_checkpoint_installed(decree, &mut out),
             Event::LocalError => self.fail(&mut out),
+            Event::LogFull => self.on_log_full(&mut out),
         }
         out
+    }
+
+    fn on_log_full(&self, out: &mut Vec<Action>) {
+        if !matches!(self.status, Status::Secondary | Status::PotentialSecondary) {
+            return;
+        }
+        let Some(primary) = self.config.primary.filter(|p| *p != self.me) else {
+            return;
+        };
+        out.push(Action::Send {
+            to: primary,
+            msg: PeerMessage::PrepareAck {
+                ballot: self.config.ballot,
+                decree: self.committed.saturating_add(1),
+                ok: false,
+            },
+        });
     }
 
     fn fail(&mut self, out: &mut Vec<Action>) {
@@ -1743,7 +1766,8 @@ fn event_in_range(event: &Event) -> bool {
         | Event::Proposal { .. }
         | Event::ConfigRejected
         | Event::Lease { .. }
-        | Event::LocalError => true,
+        | Event::LocalError
+        | Event::LogFull => true,
     }
 }
 
@@ -2431,6 +2455,56 @@ mod tests {
             assert!(out.is_empty(), "ballot {ballot} decree {decree}: {out:?}");
             assert_eq!(r.config(), &before);
         }
+    }
+
+    #[test]
+    fn a_secondary_whose_log_disk_is_full_refuses_its_primary_at_once() {
+        let mut r = secondary();
+        r.status = Status::Secondary;
+        let before = r.config().clone();
+        let out = r.handle(Event::LogFull);
+        assert_eq!(
+            out,
+            vec![Action::Send {
+                to: S,
+                msg: PeerMessage::PrepareAck {
+                    ballot: 3,
+                    decree: 1,
+                    ok: false,
+                },
+            }]
+        );
+        assert_eq!(r.status, Status::Secondary, "the copy itself is intact");
+        assert_eq!(r.config(), &before);
+        // A primary (or a replica out of any group) has nobody to refuse.
+        let mut p = primary();
+        assert!(p.handle(Event::LogFull).is_empty());
+        assert!(fresh().handle(Event::LogFull).is_empty());
+    }
+
+    #[test]
+    fn a_primary_refused_by_a_full_secondary_asks_meta_to_remove_it() {
+        let mut r = primary();
+        r.handle(Event::ClientWrite {
+            id: 7,
+            update: Bytes::from_static(b"w"),
+        });
+        let out = r.handle(Event::Message {
+            from: S,
+            msg: PeerMessage::PrepareAck {
+                ballot: 2,
+                decree: 1,
+                ok: false,
+            },
+        });
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                Action::RequestConfig { kind: ConfigType::DowngradeToInactive, node, config }
+                    if *node == S && config.secondaries.is_empty()
+            )),
+            "{out:?}"
+        );
     }
 
     #[test]

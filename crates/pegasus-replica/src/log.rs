@@ -58,6 +58,12 @@ impl LogError {
             Self::Corrupt { .. } => false,
         }
     }
+
+    /// Whether the disk ran out of space (`ENOSPC`): unlike the other transient errors it
+    /// lasts until space is freed, so the copy stops taking prepares at once.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Io(e) if e.raw_os_error() == Some(pegasus_storage::error::ENOSPC))
+    }
 }
 
 /// Result alias.

@@ -81,6 +81,12 @@ pub fn is_resource_exhaustion(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOMEM | ENOSPC))
 }
 
+/// Whether an error's text says the disk is out of space (`ENOSPC`, as the OS words it;
+/// RocksDB's messages and our own reasons carry it the same way).
+pub fn names_disk_full(message: &str) -> bool {
+    message.contains("No space left on device")
+}
+
 /// Whether an engine message names one of the resource exhaustion errors.
 pub fn names_resource_exhaustion(message: &str) -> bool {
     RESOURCE_EXHAUSTION_TEXTS

@@ -400,6 +400,7 @@ impl Group {
                 self.handle(i, Event::CheckpointInstalled { decree });
             }
             Op::LocalError { node } => self.handle(node_index(*node), Event::LocalError),
+            Op::LogFull { node } => self.handle(node_index(*node), Event::LogFull),
             Op::Restart { node, mode, cut } => self.restart(node_index(*node), *mode, *cut),
             Op::Deliver { index, dup } => {
                 let k = usize::from(*index) % self.net.len().max(1);

@@ -149,6 +149,10 @@ pub(super) enum Op {
     LocalError {
         node: u8,
     },
+    /// The node's log disk is full (tag 23: Run keeps 22 so the seeds stay as they are).
+    LogFull {
+        node: u8,
+    },
     /// The node restarts from its storage and durable log (mode % 4: 0/3 clean, 1 torn
     /// tail cutting `cut` records, 2 rebuilt empty).
     Restart {
@@ -267,6 +271,7 @@ impl Op {
                 to: c.u8(),
                 msg: Box::new(RawMessage::decode(c)),
             },
+            23 => Self::LogFull { node: c.u8() },
             _ => Self::Run { rounds: c.u8() },
         }
     }
@@ -346,6 +351,7 @@ impl Op {
                 msg.encode(out);
             }
             Self::Run { rounds } => out.extend_from_slice(&[22, *rounds]),
+            Self::LogFull { node } => out.extend_from_slice(&[23, *node]),
         }
     }
 }

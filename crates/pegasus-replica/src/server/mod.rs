@@ -820,19 +820,9 @@ impl ReplicaServer {
         let max = self.ctx.cfg.transient_error_max_retries;
         let now = Instant::now();
         let old = self.replica(gpid).filter(|r| r.is_closed());
+        let bound = self.transient_bound(&reason);
         let Ok(mut reopens) = self.reopens.lock() else {
             return false;
-        };
-        // Out of space, a rebuild would fail the same way (and re-learning the whole
-        // partition onto a full disk is the storm to avoid): keep waiting for room. The
-        // disk is looked at now: the periodic check may not have seen it fill yet (the
-        // chaos row 13 rebuilt copies whose 9th ENOSPC came before it).
-        let ratio = self.ctx.cfg.disk_min_available_space_ratio.max(1);
-        let short_now = disk::check(&self.ctx.root, ratio).is_ok_and(|d| d.insufficient);
-        let bound = if self.ctx.disk.insufficient() || short_now {
-            u32::MAX
-        } else {
-            max
         };
         let attempt = match reopens.count(gpid, now, bound) {
             Ok(attempt) => attempt,
@@ -938,10 +928,11 @@ impl ReplicaServer {
                 metrics::counter!("pegasus_replica_transient_errors_total", "op" => "reopen")
                     .increment(1);
                 let max = self.ctx.cfg.transient_error_max_retries;
+                let bound = self.transient_bound(&e.to_string());
                 let counted = self
                     .reopens
                     .lock()
-                    .map(|mut r| r.count(gpid, Instant::now(), max));
+                    .map(|mut r| r.count(gpid, Instant::now(), bound));
                 match counted {
                     Ok(Ok(attempt)) => {
                         let delay = reopen_backoff(attempt);
@@ -970,6 +961,23 @@ impl ReplicaServer {
             }
             Err(e) => self.give_up_reopening(gpid, &format!("it does not reopen: {e}")),
         }
+    }
+
+    /// How many transient failures in a row a replica may have before it is rebuilt after
+    /// failing with `what`. Out of space, never: a rebuild would fail the same way, and
+    /// re-learning the whole partition onto a full disk is the storm to avoid — it waits
+    /// for room instead. That holds when the failure says so and when the disk is short now
+    /// (the periodic check may not have seen it fill yet). Chaos row 13 rebuilt copies
+    /// whose ninth ENOSPC, while reopening, came just as the filler let go of the space.
+    fn transient_bound(&self, what: &str) -> u32 {
+        if pegasus_storage::error::names_disk_full(what) || self.ctx.disk.insufficient() {
+            return u32::MAX;
+        }
+        let ratio = self.ctx.cfg.disk_min_available_space_ratio.max(1);
+        if disk::check(&self.ctx.root, ratio).is_ok_and(|d| d.insufficient) {
+            return u32::MAX;
+        }
+        self.ctx.cfg.transient_error_max_retries
     }
 
     fn set_due(&self, gpid: Gpid, delay: Duration) {

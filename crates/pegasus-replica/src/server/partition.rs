@@ -472,6 +472,9 @@ impl Actor {
                     }
                     Err(e) => {
                         let transient = e.is_transient();
+                        if e.is_disk_full() {
+                            self.event(Event::LogFull);
+                        }
                         self.local_failure(
                             "log_flush",
                             transient,
