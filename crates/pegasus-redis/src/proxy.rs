@@ -10,6 +10,8 @@ use futures::{SinkExt, StreamExt};
 use pegasus_client::{
     CasCheckType, CheckAndSetOptions, ClientError, Mutate, MutateOperation, Table,
 };
+use pegasus_rpc::limits::{raise_fd_limit, Gate, Throttled};
+use pegasus_rpc::NetworkConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Framed};
 
@@ -18,12 +20,19 @@ use crate::resp::{Limits, Reply, RespCodec, RespError};
 const NOT_INTEGER: &str = "value is not an integer or out of range";
 /// Pipelined requests taken from a connection's buffer at once.
 const MAX_BATCH: usize = 256;
+/// Redis's default `maxclients`.
+pub const DEFAULT_MAXCLIENTS: u32 = 10_000;
+/// What Redis answers a client over `maxclients` before closing it.
+const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+
+static REFUSED: Throttled = Throttled::new(10_000);
 
 /// A Redis front end for one table.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     table: Table,
     limits: Limits,
+    maxclients: u32,
 }
 
 fn upper(b: &[u8]) -> String {
@@ -92,19 +101,61 @@ impl Proxy {
         Self {
             table,
             limits: Limits::default(),
+            maxclients: DEFAULT_MAXCLIENTS,
         }
     }
 
-    /// Serves connections on `listener` until the task is aborted.
+    /// Redis's `maxclients`: client connections held at once (at least 1). The process's
+    /// descriptor limit lowers it further, keeping descriptors for the proxy's own
+    /// sessions to the cluster, as Redis lowers it to fit its limit.
+    pub fn with_maxclients(mut self, maxclients: u32) -> Self {
+        self.maxclients = maxclients.max(1);
+        self
+    }
+
+    /// Serves connections on `listener` until the task is aborted. A client over the cap
+    /// gets Redis's `max number of clients reached` error and is closed at once.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let fd = raise_fd_limit();
+        let caps = NetworkConfig {
+            max_connections: self.maxclients,
+            ..NetworkConfig::default()
+        }
+        .caps(fd.now);
+        tracing::info!(
+            "redis proxy: descriptor limit {} (was {}); at most {} clients",
+            fd.now,
+            fd.before,
+            caps.server
+        );
+        let gate = Gate::new(caps);
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nodelay(true);
-                        conns.spawn(self.clone().connection(stream));
-                    }
+                    Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                        Ok(admission) => {
+                            let _ = stream.set_nodelay(true);
+                            let proxy = self.clone();
+                            conns.spawn(async move {
+                                proxy.connection(stream).await;
+                                drop(admission);
+                            });
+                        }
+                        Err(refusal) => {
+                            // Best effort, never waiting: a fresh socket's send buffer
+                            // takes the line, and the client reads it before the close.
+                            let _ = stream.try_write(MAX_CLIENTS_REACHED);
+                            drop(stream);
+                            metrics::counter!("pegasus_redis_connections_refused_total", "reason" => refusal.label())
+                                .increment(1);
+                            REFUSED.warn(format_args!(
+                                "redis proxy: refused a client from {peer}: {} reached ({} open)",
+                                refusal.label(),
+                                gate.open()
+                            ));
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!("redis proxy accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;

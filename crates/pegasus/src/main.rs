@@ -130,6 +130,10 @@ struct RedisProxyArgs {
     /// The table Redis keys live in.
     #[arg(long, default_value = "temp")]
     table: String,
+    /// Redis's `maxclients`: client connections held at once; over it a client gets
+    /// `max number of clients reached` and is closed. Lowered to fit the descriptor limit.
+    #[arg(long, default_value_t = pegasus_redis::proxy::DEFAULT_MAXCLIENTS)]
+    maxclients: u32,
 }
 
 #[derive(Debug, Args)]
@@ -513,7 +517,8 @@ fn run_redis_proxy(args: RedisProxyArgs) -> anyhow::Result<ExitCode> {
             "redis proxy listening on {} for table {}",
             args.listen, args.table
         );
-        let proxy = std::sync::Arc::new(pegasus_redis::Proxy::new(table));
+        let proxy =
+            std::sync::Arc::new(pegasus_redis::Proxy::new(table).with_maxclients(args.maxclients));
         tokio::select! {
             () = proxy.serve(listener) => {}
             () = shutdown_signal() => {}

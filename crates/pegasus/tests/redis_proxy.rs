@@ -31,6 +31,10 @@ impl Drop for ProxyProc {
 }
 
 fn start_proxy(ob: &Onebox) -> ProxyProc {
+    start_proxy_with(ob, &[])
+}
+
+fn start_proxy_with(ob: &Onebox, extra: &[&str]) -> ProxyProc {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -51,6 +55,7 @@ fn start_proxy(ob: &Onebox) -> ProxyProc {
             "--table",
             "temp",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -252,4 +257,76 @@ fn malformed_resp_closes_only_that_connection() {
     good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = good.read_to_end(&mut rest);
     assert_eq!(&rest[..], b"+OK\r\n");
+}
+
+/// Sends PING on `c` and reads the reply.
+fn ping(c: &mut TcpStream) -> Vec<u8> {
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn clients_over_maxclients_get_redis_error_and_a_close_at_once() {
+    let _g = serial();
+    let ob = Onebox::start(3, 2);
+    let p = start_proxy_with(&ob, &["--maxclients", "2"]);
+    // start_proxy's own probe connection may still hold a slot for a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::new();
+    while held.len() < 2 {
+        let mut c = TcpStream::connect(p.addr).unwrap();
+        match c.write_all(b"*1\r\n$4\r\nPING\r\n").and_then(|()| {
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf)?;
+            Ok(buf[..n].to_vec())
+        }) {
+            Ok(r) if r == b"+PONG\r\n" => held.push(c),
+            _ => {
+                assert!(Instant::now() < deadline, "two clients never got in");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // The third: Redis's refusal, then EOF, without waiting for anything.
+    let started = Instant::now();
+    let mut third = TcpStream::connect(p.addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut all = Vec::new();
+    let _ = third.read_to_end(&mut all);
+    assert_eq!(
+        String::from_utf8_lossy(&all),
+        "-ERR max number of clients reached\r\n"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The admitted clients are still served; when one leaves, a new one gets in.
+    assert_eq!(ping(&mut held[0]), b"+PONG\r\n");
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(p.addr).unwrap();
+        let _ = c.write_all(b"*1\r\n$4\r\nPING\r\n");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        if &buf[..n] == b"+PONG\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no slot came back: {:?}",
+            &buf[..n]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ping(&mut held[0]), b"+PONG\r\n");
 }
