@@ -32,7 +32,7 @@ use pegasus_proto::meta::{
     PartitionConfiguration, PatternMatchType, QueryCfgRequest, QueryCfgResponse, RecallAppResponse,
     SetMaxReplicaCountResponse, UpdateAppEnvRequest, UpdateAppEnvResponse,
 };
-use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
+use pegasus_proto::rpc::{parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse, Request, RpcAddress};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
@@ -1676,29 +1676,13 @@ impl Handler for MetaServer {
                     Some(bytes) => bytes,
                     None => self.on_meta(req).await.encode(),
                 };
-                Some(ResponseFrame {
-                    error: ErrorCode::Ok,
-                    name: ack_name(&message.name),
-                    seqid: message.seqid,
-                    result: Some(result),
-                })
+                Some(ResponseFrame::ok_to(&message, result))
             }
-            ParsedRequest::Malformed { message, error } => {
-                tracing::debug!("{}: args do not decode: {error}", message.name);
-                Some(ResponseFrame {
-                    error: ErrorCode::InvalidData,
-                    name: ack_name(&message.name),
-                    seqid: message.seqid,
-                    result: None,
-                })
-            }
-            ParsedRequest::Known { message, .. } | ParsedRequest::UnknownRpc(message) => {
-                Some(ResponseFrame {
-                    error: ErrorCode::HandlerNotFound,
-                    name: ack_name(&message.name),
-                    seqid: message.seqid,
-                    result: None,
-                })
+            other => {
+                if let ParsedRequest::Malformed { message, error } = &other {
+                    tracing::debug!("{}: args do not decode: {error}", message.name);
+                }
+                Some(other.refusal())
             }
         }
     }

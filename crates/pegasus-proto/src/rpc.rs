@@ -5,7 +5,8 @@ use bytes::Bytes;
 use pegasus_core::rrdb::*;
 
 use crate::codec::{BlobC, StructC, ThriftStruct, I64C};
-use crate::frame::{read_args, read_message_begin, write_args, MessageBegin};
+use crate::error::ErrorCode;
+use crate::frame::{read_args, read_message_begin, write_args, MessageBegin, ResponseFrame};
 use crate::meta::*;
 use crate::thrift::{DecodeError, Reader};
 
@@ -167,6 +168,43 @@ pub enum ParsedRequest {
         /// What did not decode.
         error: DecodeError,
     },
+}
+
+impl ParsedRequest {
+    /// The reply to a request this server does not serve: `ERR_INVALID_DATA` for args that
+    /// do not decode, `ERR_HANDLER_NOT_FOUND` for any other name (or another service's).
+    pub fn refusal(&self) -> ResponseFrame {
+        match self {
+            Self::Malformed { message, .. } => {
+                ResponseFrame::error_to(message, ErrorCode::InvalidData)
+            }
+            Self::Known { message, .. } | Self::UnknownRpc(message) => {
+                ResponseFrame::error_to(message, ErrorCode::HandlerNotFound)
+            }
+        }
+    }
+}
+
+impl ResponseFrame {
+    /// The `ERR_OK` reply to `message`, carrying the encoded response struct.
+    pub fn ok_to(message: &MessageBegin, result: Bytes) -> Self {
+        Self {
+            error: ErrorCode::Ok,
+            name: ack_name(&message.name),
+            seqid: message.seqid,
+            result: Some(result),
+        }
+    }
+
+    /// The reply to `message` with `error` and no result.
+    pub fn error_to(message: &MessageBegin, error: ErrorCode) -> Self {
+        Self {
+            error,
+            name: ack_name(&message.name),
+            seqid: message.seqid,
+            result: None,
+        }
+    }
 }
 
 /// Parses a request frame's body: message begin, then the args of a known RPC.

@@ -13,78 +13,14 @@
 mod onebox;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use onebox::writers::Writers;
 use onebox::{err_copies, post_failpoint, rt, serial, Onebox};
 use pegasus_client::{Client, Table};
 use pegasus_proto::meta::ClusterInfoRequest;
 use pegasus_proto::{MetaRequest, MetaResponse};
-
-/// Writers that each write `w<id>-<n>` for n = 0, 1, 2, … retrying every key until it is
-/// acknowledged (Pegasus's kill_test), until stopped. Returns the acknowledged keys.
-struct Writers {
-    stop: Arc<AtomicBool>,
-    acked: Arc<AtomicU64>,
-    handles: Vec<tokio::task::JoinHandle<Vec<String>>>,
-}
-
-impl Writers {
-    fn start(t: &Table, n: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(AtomicU64::new(0));
-        let handles = (0..n)
-            .map(|w| {
-                let t = t.clone();
-                let stop = stop.clone();
-                let acked = acked.clone();
-                tokio::spawn(async move {
-                    let mut done = Vec::new();
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let key = format!("w{w}-{i}");
-                        let started = Instant::now();
-                        loop {
-                            match t.set(key.as_bytes(), b"s", key.as_bytes(), None).await {
-                                Ok(()) => {
-                                    done.push(key);
-                                    acked.fetch_add(1, Ordering::Relaxed);
-                                    break;
-                                }
-                                Err(_) if started.elapsed() < Duration::from_secs(60) => {
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                }
-                                Err(e) => panic!("{key} not written within 60 s: {e}"),
-                            }
-                        }
-                        i += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            acked,
-            handles,
-        }
-    }
-
-    fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Relaxed)
-    }
-
-    async fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for h in self.handles {
-            all.extend(h.await.unwrap());
-        }
-        all
-    }
-}
 
 async fn wait_acked_beyond(w: &Writers, n: u64, within: Duration) {
     let deadline = Instant::now() + within;
@@ -124,7 +60,7 @@ fn killed_replica_server_loses_no_acknowledged_write_and_rejoins() {
         wait_acked_beyond(&w, at_kill + 200, Duration::from_secs(30)).await;
         ob.restart("replica2");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let keys = w.stop().await;
+        let (keys, _) = w.stop().await;
         // The node rejoins and learns: three replicas everywhere again.
         assert!(
             pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
@@ -220,7 +156,7 @@ fn meta_leader_kill_is_transparent_and_a_full_restart_keeps_every_write() {
         let t2 = fresh.open_table("temp").await.unwrap();
         t2.set(b"fresh", b"s", b"client", None).await.unwrap();
         ob.restart(&format!("meta{}", i + 1));
-        let mut keys = w.stop().await;
+        let (mut keys, _) = w.stop().await;
         keys.push("fresh".into());
         t.set(b"fresh", b"s", b"fresh", None).await.unwrap();
         verify_all(&t, &keys).await;
@@ -272,7 +208,7 @@ fn a_panicking_replica_fails_over_and_is_rebuilt_like_after_an_io_error() {
             pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
             "not back to 3 replicas within 60 s"
         );
-        let keys = w.stop().await;
+        let (keys, _) = w.stop().await;
         verify_all(&t, &keys).await;
         let metrics = http_get(victim, "/metrics");
         assert!(
@@ -361,7 +297,7 @@ fn a_flush_failing_with_emfile_recovers_in_place_without_a_rebuild() {
             "not back to 3 replicas within 60 s\n{}",
             ob.logs()
         );
-        let keys = w.stop().await;
+        let (keys, _) = w.stop().await;
         verify_all(&t, &keys).await;
         assert_eq!(
             counter(
@@ -403,7 +339,7 @@ fn a_log_append_failing_with_enospc_on_a_secondary_recovers_in_place() {
             "not back to 3 replicas within 60 s\n{}",
             ob.logs()
         );
-        let keys = w.stop().await;
+        let (keys, _) = w.stop().await;
         verify_all(&t, &keys).await;
         assert_eq!(
             counter(
@@ -447,7 +383,7 @@ fn an_injected_corruption_still_sets_the_copy_aside_and_rebuilds() {
             pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
             "not back to 3 replicas within 60 s"
         );
-        let keys = w.stop().await;
+        let (keys, _) = w.stop().await;
         verify_all(&t, &keys).await;
         assert_eq!(counter(victim, "pegasus_replica_reopens_total", ""), 0.0);
         assert_eq!(

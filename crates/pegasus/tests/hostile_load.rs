@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use onebox::writers::Writers;
 use onebox::{err_copies, http_get, post_failpoint, rt, serial, Onebox};
 use pegasus_client::Table;
 use pegasus_proto::meta::{CreateAppOptions, CreateAppRequest};
@@ -419,81 +420,6 @@ fn an_idle_connection_costs_a_bounded_few_kilobytes_and_stays_open() {
     });
 }
 
-/// Writers that retry each key until it is acknowledged (so nothing is skipped), keeping
-/// every error with the time it happened.
-struct RetryingWriters {
-    stop: Arc<AtomicBool>,
-    acked: Arc<AtomicU64>,
-    errors: Arc<Mutex<Vec<(Instant, String)>>>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
-}
-
-impl RetryingWriters {
-    fn start(t: &Table, n: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(AtomicU64::new(0));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..n)
-            .map(|w| {
-                let (t, stop, acked, errors) =
-                    (t.clone(), stop.clone(), acked.clone(), errors.clone());
-                tokio::spawn(async move {
-                    let mut done = Vec::new();
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let key = format!("d{w}-{i}");
-                        let started = Instant::now();
-                        loop {
-                            match t.set(key.as_bytes(), b"s", key.as_bytes(), None).await {
-                                Ok(()) => break,
-                                Err(e) => {
-                                    errors.lock().unwrap().push((Instant::now(), e.to_string()));
-                                    assert!(
-                                        started.elapsed() < Duration::from_secs(60),
-                                        "{key} not written within 60 s: {e}"
-                                    );
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                }
-                            }
-                        }
-                        acked.fetch_add(1, Ordering::Relaxed);
-                        done.push(key);
-                        i += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            acked,
-            errors,
-            tasks,
-        }
-    }
-
-    fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Relaxed)
-    }
-
-    /// Writes per second over `window`.
-    async fn rate(&self, window: Duration) -> f64 {
-        let before = self.acked();
-        tokio::time::sleep(window).await;
-        (self.acked() - before) as f64 / window.as_secs_f64()
-    }
-
-    async fn stop(self) -> (Vec<String>, Vec<(Instant, String)>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut keys = Vec::new();
-        for t in self.tasks {
-            keys.extend(t.await.unwrap());
-        }
-        let errors = self.errors.lock().unwrap().clone();
-        (keys, errors)
-    }
-}
-
 /// Which partitions `node` is a member of, and whether it leads any.
 fn membership(cfg: &pegasus_proto::meta::QueryCfgResponse, node: SocketAddr) -> (Vec<bool>, bool) {
     let is = |a: &pegasus_proto::RpcAddress| a.to_socket_addr() == Some(node);
@@ -518,7 +444,7 @@ fn a_full_disk_on_one_replica_server_costs_one_removal_per_partition_and_fills_a
     rt().block_on(async {
         let client = ob.client();
         let t = client.open_table("temp").await.unwrap();
-        let w = RetryingWriters::start(&t, 4);
+        let w = Writers::start(&t, 4);
         assert!(pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await);
         let cfg = client.query_config("temp").await.unwrap();
         let victim = *ob

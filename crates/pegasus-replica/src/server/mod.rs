@@ -30,7 +30,7 @@ use pegasus_meta::protocol::{
     UpdateConfigResponse,
 };
 use pegasus_proto::frame::{RequestFrame, RequestHeader, ResponseFrame};
-use pegasus_proto::rpc::{ack_name, parse_request, ParsedRequest};
+use pegasus_proto::rpc::{parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
 use pegasus_rpc::http::{query_param, CommonEndpoints, HttpResponse, HttpService};
 use pegasus_rpc::internal::{self, InternalCall};
@@ -1357,36 +1357,15 @@ impl Handler for ReplicaServer {
                     return None;
                 }
                 Some(match result {
-                    Ok(resp) => ResponseFrame {
-                        error: ErrorCode::Ok,
-                        name: ack_name(&message.name),
-                        seqid: message.seqid,
-                        result: Some(resp.encode()),
-                    },
-                    Err(code) => ResponseFrame {
-                        error: code,
-                        name: ack_name(&message.name),
-                        seqid: message.seqid,
-                        result: None,
-                    },
+                    Ok(resp) => ResponseFrame::ok_to(&message, resp.encode()),
+                    Err(code) => ResponseFrame::error_to(&message, code),
                 })
             }
-            ParsedRequest::Malformed { message, error } => {
-                tracing::debug!("{}: args do not decode: {error}", message.name);
-                Some(ResponseFrame {
-                    error: ErrorCode::InvalidData,
-                    name: ack_name(&message.name),
-                    seqid: message.seqid,
-                    result: None,
-                })
-            }
-            ParsedRequest::Known { message, .. } | ParsedRequest::UnknownRpc(message) => {
-                Some(ResponseFrame {
-                    error: ErrorCode::HandlerNotFound,
-                    name: ack_name(&message.name),
-                    seqid: message.seqid,
-                    result: None,
-                })
+            other => {
+                if let ParsedRequest::Malformed { message, error } = &other {
+                    tracing::debug!("{}: args do not decode: {error}", message.name);
+                }
+                Some(other.refusal())
             }
         }
     }

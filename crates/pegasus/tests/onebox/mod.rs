@@ -10,6 +10,8 @@
     reason = "test code"
 )]
 
+pub mod writers;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
