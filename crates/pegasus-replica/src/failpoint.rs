@@ -9,6 +9,8 @@
 //! - `replica_panic`: the replica thread panics while applying (rebuild);
 //! - `storage_flush_emfile`: the timed RocksDB flush fails with EMFILE (reopen in place);
 //! - `plog_append_enospc`: a mutation-log append fails with ENOSPC (reopen in place);
+//! - `learn_fetch`: fetching a learned checkpoint fails (the learner restarts from its own
+//!   files and learns again);
 //! - `disk_full`: the data disk's next checks find it full (0 bytes available), so the node
 //!   reports an insufficient disk to meta (one hit per `disk_stat_interval_ms`).
 //!
@@ -39,9 +41,11 @@ pub enum FailPoint {
     PlogAppendEnospc,
     /// The data disk's free-space check finds 0 bytes available.
     DiskFull,
+    /// Fetching a learned checkpoint from the primary fails.
+    LearnFetch,
 }
 
-const POINTS: [(FailPoint, &str); 7] = [
+const POINTS: [(FailPoint, &str); 8] = [
     (FailPoint::PlogAppend, "plog_append"),
     (FailPoint::PlogSync, "plog_sync"),
     (FailPoint::StorageWrite, "storage_write"),
@@ -49,6 +53,7 @@ const POINTS: [(FailPoint, &str); 7] = [
     (FailPoint::StorageFlushEmfile, "storage_flush_emfile"),
     (FailPoint::PlogAppendEnospc, "plog_append_enospc"),
     (FailPoint::DiskFull, "disk_full"),
+    (FailPoint::LearnFetch, "learn_fetch"),
 ];
 
 /// A set of fail points; the process has one, [`GLOBAL`].

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onebox::{rt, serial, Onebox};
+use onebox::{http_get, post_failpoint, rt, serial, Onebox};
 use pegasus_core::key::decode_key;
 use pegasus_core::time::SystemClock;
 use pegasus_proto::ErrorCode;
@@ -50,8 +50,21 @@ fn hash_keys_on_disk(replica_root: &std::path::Path) -> BTreeSet<Vec<u8>> {
 
 #[test]
 fn a_wiped_replica_server_relearns_everything_through_checkpoints() {
+    relearn_through_checkpoints(0);
+}
+
+/// A learner whose checkpoint fetch fails restarts from its own files and learns again in a
+/// new round; before, it stayed `installing` for good and its group one copy short.
+#[test]
+fn a_failed_checkpoint_fetch_restarts_the_learner_and_it_still_completes() {
+    relearn_through_checkpoints(2);
+}
+
+/// Wipes replica2, writes on, restarts it (its first `fail_fetches` checkpoint fetches
+/// failing) and checks that it rejoins every group holding every acknowledged write.
+fn relearn_through_checkpoints(fail_fetches: u32) {
     let _g = serial();
-    let extra = "[replica_server]\ncheckpoint_interval_ms = 300\nlog_retain_decrees = 0\nlog_segment_bytes = 4096\nlearn_chunk_bytes = 4096\n";
+    let extra = "[replica_server]\ncheckpoint_interval_ms = 300\nlog_retain_decrees = 0\nlog_segment_bytes = 4096\nlearn_chunk_bytes = 4096\nenable_fail_points = true\n";
     // One partition, more mutations than a primary keeps in memory (1000): a learner that
     // starts from scratch can only be served from a checkpoint.
     let mut ob = Onebox::start_with(3, 1, extra);
@@ -97,6 +110,21 @@ fn a_wiped_replica_server_relearns_everything_through_checkpoints() {
             }
         }
         ob.restart("replica2");
+        if fail_fetches > 0 {
+            // Armed as soon as its port answers: learning starts only after its first
+            // beacons and meta's next proposal.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let query = format!("name=learn_fetch&times={fail_fetches}");
+            while std::net::TcpStream::connect(ob.replicas[1]).is_err()
+                || !post_failpoint(ob.replicas[1], &query).contains(" 200")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "replica2's admin port never answered"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let r = client.query_config("temp").await.unwrap();
@@ -116,6 +144,21 @@ fn a_wiped_replica_server_relearns_everything_through_checkpoints() {
                 ob.logs()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if fail_fetches > 0 {
+            let metrics = http_get(ob.replicas[1], "/metrics").1;
+            let failed: f64 = metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("pegasus_replica_transient_errors_total")
+                        && l.contains("op=\"checkpoint_fetch\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            assert!(
+                failed >= 1.0,
+                "no fetch failed (the fail point was armed too late?)\n{metrics}"
+            );
         }
     });
     let log = std::fs::read_to_string(ob.path().join("replica2.log")).unwrap();

@@ -466,10 +466,7 @@ impl Ctx {
                     decree: cp.decree,
                     dir,
                 },
-                Err(e) => {
-                    tracing::warn!("replica {:?}: checkpoint fetch failed: {e}", shared.gpid);
-                    Input::CheckpointFailed
-                }
+                Err(e) => Input::CheckpointFailed(e),
             };
             shared.send(input);
         });
@@ -483,6 +480,9 @@ fn plain_name(s: &str) -> bool {
 /// Fetches a checkpoint's files in chunks into `<replica>/learn.tmp/`. Runs on the async
 /// runtime, one chunk in flight, so a large transfer never holds up control messages.
 async fn fetch(ctx: &Ctx, shared: &Shared, cp: &Checkpoint) -> Result<PathBuf, String> {
+    if crate::failpoint::fire(crate::failpoint::FailPoint::LearnFetch) {
+        return Err("fail point learn_fetch".into());
+    }
     let handle: CheckpointHandle =
         postcard::from_bytes(&cp.data).map_err(|e| format!("bad checkpoint handle: {e}"))?;
     let dir = shared.dir.join("learn.tmp");

@@ -68,8 +68,8 @@ pub enum Input {
         /// Where its files are.
         dir: PathBuf,
     },
-    /// Fetching a checkpoint failed.
-    CheckpointFailed,
+    /// Fetching a checkpoint failed (why).
+    CheckpointFailed(String),
     /// Stop (table dropped, garbage collected, or shutdown).
     Close,
 }
@@ -530,7 +530,7 @@ impl Actor {
         }
         metrics::counter!("pegasus_replica_transient_errors_total", "op" => op).increment(1);
         tracing::warn!(
-            "replica {gpid:?}: {what}: out of a resource, not corrupt: it closes and is reopened in place"
+            "replica {gpid:?}: {what}: not corruption: it closes and is reopened in place"
         );
         self.shared.read_until_ms.store(0, Ordering::Release);
         if self.transient.is_none() {
@@ -601,10 +601,16 @@ impl Actor {
             }
             Input::App(app) => self.on_app(app),
             Input::CheckpointFetched { decree, dir } => self.install_checkpoint(decree, &dir),
-            Input::CheckpointFailed => {
-                tracing::warn!(
-                    "replica {:?}: fetching a checkpoint failed",
-                    self.shared.gpid
+            Input::CheckpointFailed(why) => {
+                // The core took the checkpoint's decree as committed when it asked for the
+                // install, and has no way back: restart from this copy's own files (the
+                // crash-restart path, proven safe mid-install), and the primary's next
+                // invitation starts a new round from what the store really holds. Before,
+                // the learner stayed `installing` for good and the group one copy short.
+                self.local_failure(
+                    "checkpoint_fetch",
+                    true,
+                    format!("fetching a learned checkpoint failed: {why}"),
                 );
             }
             Input::Close => {}
