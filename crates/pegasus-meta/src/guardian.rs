@@ -10,16 +10,7 @@ use pegasus_core::ids::{Ballot, Decree};
 /// How many dropped members a configuration remembers.
 pub const MAX_LAST_DROPS: usize = 3;
 
-/// A configuration change a replica asks for: the whole new configuration, at `ballot + 1`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConfigUpdate {
-    /// What changes.
-    pub kind: ConfigType,
-    /// The node the change is about.
-    pub node: NodeId,
-    /// The configuration the requester wants.
-    pub config: PartitionConfig,
-}
+pub use pegasus_control::ConfigUpdate;
 
 /// Why an update is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

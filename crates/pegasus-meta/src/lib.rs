@@ -10,13 +10,14 @@
 //! * [`raft`]: openraft glue — durable log, snapshots, the network between meta servers.
 //! * [`server`]: the meta server process: the client-facing meta RPCs, failure detection
 //!   from beacons, the guardian loop that drives PacificA reconfiguration.
-//! * [`protocol`]: messages between replica servers and meta.
+//! * [`protocol`]: messages between replica servers and meta (`pegasus-control`, re-exported:
+//!   the replica server uses that crate without depending on this one).
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod envs;
 pub mod guardian;
-pub mod protocol;
+pub use pegasus_control as protocol;
 pub mod raft;
 pub mod server;
 pub mod state;

@@ -38,6 +38,7 @@ use openraft::{
     BasicNode, Entry, EntryPayload, LogId, RaftLogReader, RaftNetwork, RaftNetworkFactory,
     RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
+use pegasus_fs::atomic_write;
 use pegasus_rpc::{internal, RpcError, Session};
 use serde::{Deserialize, Serialize};
 
@@ -59,21 +60,6 @@ type StorageResult<T> = Result<T, StorageError<RaftNodeId>>;
 
 fn io_err(e: &(impl std::error::Error + 'static)) -> StorageError<RaftNodeId> {
     StorageIOError::write(e).into()
-}
-
-/// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Serialize, Deserialize)]

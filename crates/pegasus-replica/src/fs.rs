@@ -1,49 +1,22 @@
-//! The small file-system surface the mutation log needs, so the simulator can model crashes.
-//!
-//! [`StdFs`] is the real file system. [`MemFs`] keeps files in memory and distinguishes bytes
-//! that were synced from bytes that were only written: [`MemFs::crash`] throws away unsynced
-//! bytes, or keeps a torn prefix of them, the way a power failure can.
+//! The file system the replica server writes its own files through ([`pegasus_fs`],
+//! re-exported), and [`WithFailPoints`]: the mutation-log fail points (`plog_append`,
+//! `plog_append_enospc`, `plog_sync`) laid over any file system.
 
-use std::collections::BTreeMap;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::path::Path;
+
+pub use pegasus_fs::*;
 
 use crate::failpoint::{self, FailPoint};
 
-/// A file opened for appending.
-pub trait AppendFile: Send {
-    /// Appends bytes (buffered by the OS; not durable until [`AppendFile::sync`]).
-    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes everything appended so far durable (`fdatasync`).
-    fn sync(&mut self) -> io::Result<()>;
-}
-
-/// What the log needs from a file system.
-pub trait FileSystem: Send + Sync + std::fmt::Debug {
-    /// Creates a directory and its parents.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// File names (not paths) in a directory.
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Reads a whole file.
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Opens a file for appending, creating it empty if missing.
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
-    /// Cuts a file to `len` bytes and makes that durable.
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
-    /// Deletes a file.
-    fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Makes a directory's entries (created, removed files) durable.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-}
-
-/// The real file system.
+/// A file system whose append files fire the mutation-log fail points before doing the real
+/// operation. Unarmed, each check is one relaxed atomic load.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StdFs;
+pub struct WithFailPoints<F>(pub F);
 
-struct StdFile(std::fs::File);
+struct FailPointFile(Box<dyn AppendFile>);
 
-impl AppendFile for StdFile {
+impl AppendFile for FailPointFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         if failpoint::fire(FailPoint::PlogAppend) {
             return Err(failpoint::eio(FailPoint::PlogAppend));
@@ -51,229 +24,47 @@ impl AppendFile for StdFile {
         if failpoint::fire(FailPoint::PlogAppendEnospc) {
             return Err(failpoint::os_error(pegasus_storage::error::ENOSPC));
         }
-        self.0.write_all(buf)
+        self.0.append(buf)
     }
 
     fn sync(&mut self) -> io::Result<()> {
         if failpoint::fire(FailPoint::PlogSync) {
             return Err(failpoint::eio(FailPoint::PlogSync));
         }
-        self.0.sync_data()
+        self.0.sync()
     }
 }
 
-impl FileSystem for StdFs {
+impl<F: FileSystem> FileSystem for WithFailPoints<F> {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        self.0.create_dir_all(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            if let Some(name) = entry?.file_name().to_str() {
-                out.push(name.to_string());
-            }
-        }
-        Ok(out)
+        self.0.list(dir)
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+        self.0.read(path)
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Box::new(StdFile(f)))
+        Ok(Box::new(FailPointFile(self.0.open_append(path)?)))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        f.set_len(len)?;
-        f.sync_all()
+        self.0.truncate(path, len)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        self.0.remove(path)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        std::fs::File::open(dir)?.sync_all()
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct MemFile {
-    /// Bytes that survive a crash.
-    synced: Vec<u8>,
-    /// Bytes written after the last sync.
-    pending: Vec<u8>,
-    /// Whether the file's directory entry is durable.
-    entry_synced: bool,
-}
-
-/// How [`MemFs::crash`] treats unsynced bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashMode {
-    /// Unsynced bytes are lost.
-    DropUnsynced,
-    /// A prefix of each file's unsynced bytes survives (cut at `keep_fraction` of them),
-    /// leaving a torn last record.
-    TearUnsynced {
-        /// Fraction of the unsynced bytes kept, in thousandths.
-        keep_permille: u16,
-    },
-}
-
-/// An in-memory file system with crash semantics. Clones share the same files.
-#[derive(Debug, Default, Clone)]
-pub struct MemFs {
-    files: Arc<Mutex<BTreeMap<PathBuf, MemFile>>>,
-    /// Injected failure: every write and sync fails while set.
-    fail_io: Arc<Mutex<bool>>,
-}
-
-struct MemAppend {
-    fs: MemFs,
-    path: PathBuf,
-}
-
-impl AppendFile for MemAppend {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.fs.check_fail()?;
-        let mut files = self.fs.lock();
-        let f = files.entry(self.path.clone()).or_default();
-        f.pending.extend_from_slice(buf);
-        Ok(())
+        self.0.sync_dir(dir)
     }
 
-    fn sync(&mut self) -> io::Result<()> {
-        self.fs.check_fail()?;
-        let mut files = self.fs.lock();
-        let f = files.entry(self.path.clone()).or_default();
-        let pending = std::mem::take(&mut f.pending);
-        f.synced.extend_from_slice(&pending);
-        Ok(())
-    }
-}
-
-impl MemFs {
-    /// An empty file system.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, MemFile>> {
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn check_fail(&self) -> io::Result<()> {
-        if *self.fail_io.lock().unwrap_or_else(|e| e.into_inner()) {
-            Err(io::Error::other("injected I/O error"))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Makes every write and sync fail (or succeed again).
-    pub fn set_fail_io(&self, fail: bool) {
-        *self.fail_io.lock().unwrap_or_else(|e| e.into_inner()) = fail;
-    }
-
-    /// Simulates a power failure: unsynced bytes are dropped (or torn), and files whose
-    /// directory entry was never synced disappear unless they hold synced bytes.
-    pub fn crash(&self, mode: CrashMode) {
-        let mut files = self.lock();
-        files.retain(|_, f| f.entry_synced || !f.synced.is_empty());
-        for f in files.values_mut() {
-            let pending = std::mem::take(&mut f.pending);
-            if let CrashMode::TearUnsynced { keep_permille } = mode {
-                let keep = pending.len() * usize::from(keep_permille.min(1000)) / 1000;
-                f.synced
-                    .extend_from_slice(pending.get(..keep).unwrap_or(&[]));
-            }
-        }
-    }
-
-    /// Overwrites one durable byte (bit rot), for corruption tests.
-    pub fn corrupt_byte(&self, path: &Path, offset: usize) -> bool {
-        let mut files = self.lock();
-        match files.get_mut(path).and_then(|f| f.synced.get_mut(offset)) {
-            Some(b) => {
-                *b ^= 0xff;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Durable length of a file.
-    pub fn synced_len(&self, path: &Path) -> Option<usize> {
-        self.lock().get(path).map(|f| f.synced.len())
-    }
-}
-
-impl FileSystem for MemFs {
-    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        Ok(self
-            .lock()
-            .keys()
-            .filter(|p| p.parent() == Some(dir))
-            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
-            .collect())
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let files = self.lock();
-        let f = files
-            .get(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))?;
-        let mut out = f.synced.clone();
-        out.extend_from_slice(&f.pending);
-        Ok(out)
-    }
-
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        self.check_fail()?;
-        self.lock().entry(path.to_path_buf()).or_default();
-        Ok(Box::new(MemAppend {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-        }))
-    }
-
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.check_fail()?;
-        let mut files = self.lock();
-        let f = files
-            .get_mut(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))?;
-        let mut all = std::mem::take(&mut f.synced);
-        all.append(&mut f.pending);
-        all.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-        f.synced = all;
-        Ok(())
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.check_fail()?;
-        self.lock().remove(path);
-        Ok(())
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check_fail()?;
-        for (p, f) in self.lock().iter_mut() {
-            if p.parent() == Some(dir) {
-                f.entry_synced = true;
-            }
-        }
-        Ok(())
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_atomic(path, bytes)
     }
 }

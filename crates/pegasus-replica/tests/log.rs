@@ -305,6 +305,9 @@ impl FileSystem for FillingDisk {
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         self.inner.sync_dir(dir)
     }
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.write_atomic(path, bytes)
+    }
 }
 
 #[test]

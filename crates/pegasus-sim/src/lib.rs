@@ -28,6 +28,7 @@ use pegasus_core::ids::{Decree, Gpid};
 use pegasus_core::key::encode_key;
 use pegasus_core::rrdb::{CasCheckType, CheckAndSetRequest, IncrRequest, UpdateRequest};
 use pegasus_core::time::{Clock, ManualClock};
+use pegasus_fs::{CrashMode, FileSystem, MemFs};
 use pegasus_meta::guardian::{
     self, ClusterView, ConfigUpdate, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo,
     UpdateOutcome,
@@ -35,7 +36,6 @@ use pegasus_meta::guardian::{
 use pegasus_replica::core::{
     Action, Checkpoint, Event, PeerMessage, Refusal, Replica, ReplicaOptions, Status,
 };
-use pegasus_replica::fs::{CrashMode, FileSystem, MemFs};
 use pegasus_replica::log::{LogOptions, MutationLog};
 use pegasus_replica::Mutation;
 use pegasus_storage::{

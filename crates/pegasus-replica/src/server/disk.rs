@@ -3,8 +3,8 @@
 //! refuses writes only when no copy in its group has room, and transient `ENOSPC` failures
 //! keep waiting for space instead of escalating to a rebuild.
 //!
-//! Meta does the rest (`pegasus_meta::guardian`): no new replica or learner on this node,
-//! its primaries handed to healthy secondaries, and the node filled again once space
+//! Meta does the rest (its guardian, in the meta server): no new replica or learner on this
+//! node, its primaries handed to healthy secondaries, and the node filled again once space
 //! returns.
 
 use std::collections::BTreeSet;
@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use pegasus_control::DiskReport;
 use pegasus_core::config::NodeId;
-use pegasus_meta::protocol::DiskReport;
 
 /// This node's disk, as the last check found it, and the cluster's insufficient nodes as
 /// the meta leader last said.

@@ -21,9 +21,9 @@
 
 use std::path::{Path, PathBuf};
 
+use pegasus_control::AppSummary;
 use pegasus_core::config::PartitionConfig;
 use pegasus_core::ids::Gpid;
-use pegasus_meta::protocol::AppSummary;
 use serde::{Deserialize, Serialize};
 
 /// What a replica persists besides its data and log.
@@ -57,7 +57,7 @@ pub fn parse_replica_dir(name: &str) -> Option<Gpid> {
     Some(Gpid::new(app.parse().ok()?, pidx.parse().ok()?))
 }
 
-pub use pegasus_meta::raft::atomic_write;
+pub use pegasus_fs::atomic_write;
 
 /// Reads a replica's `init.json`.
 pub fn read_init(dir: &Path) -> std::io::Result<InitInfo> {

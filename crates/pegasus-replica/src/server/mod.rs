@@ -19,16 +19,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
-use pegasus_core::ids::Gpid;
-use pegasus_core::rrdb::{CheckAndSetResponse, UpdateResponse};
-use pegasus_core::time::{Clock, SystemClock};
-use pegasus_meta::guardian::ConfigUpdate;
-use pegasus_meta::protocol::{
+use pegasus_control::ConfigUpdate;
+use pegasus_control::{
     names as meta_names, node_of, AppSummary, Beacon, BeaconAck, ConfigSyncRequest,
     ConfigSyncResponse, FailureDetectorConfig, Proposal, SyncedPartition, UpdateConfigRequest,
     UpdateConfigResponse,
 };
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::Gpid;
+use pegasus_core::rrdb::{CheckAndSetResponse, UpdateResponse};
+use pegasus_core::time::{Clock, SystemClock};
 use pegasus_proto::frame::{RequestFrame, RequestHeader, ResponseFrame};
 use pegasus_proto::rpc::{parse_request, ParsedRequest};
 use pegasus_proto::{ErrorCode, Request, RrdbRequest, RrdbResponse};
@@ -355,7 +355,7 @@ impl std::fmt::Debug for Ctx {
 }
 
 fn addr_of(node: NodeId) -> Option<SocketAddr> {
-    pegasus_meta::protocol::addr_of(node)
+    pegasus_control::addr_of(node)
 }
 
 impl Ctx {
@@ -1480,7 +1480,7 @@ impl HttpService for ReplicaHttp {
     }
 }
 
-fn reports(server: &ReplicaServer) -> Vec<pegasus_meta::protocol::ReplicaReport> {
+fn reports(server: &ReplicaServer) -> Vec<pegasus_control::ReplicaReport> {
     server
         .replica_list()
         .iter()

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use pegasus_control::{AppSummary, ReplicaReport};
 use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
 use pegasus_core::ids::{Decree, Gpid};
-use pegasus_meta::protocol::{AppSummary, ReplicaReport};
 use pegasus_proto::ErrorCode;
 use pegasus_storage::error::is_resource_exhaustion;
 use pegasus_storage::{
@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use super::layout::{self, InitInfo};
 use super::Ctx;
 use crate::core::{Action, Checkpoint, Event, Refusal, Replica, Status};
-use crate::fs::StdFs;
+use crate::fs::{StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
 use crate::mutation::Mutation;
 use crate::update::{decode_write, encode_write};
@@ -253,7 +253,7 @@ pub fn open(
     let engine = RocksEngine::open(&ctx.env, &dir.join(&init.data)).map_err(storage_error)?;
     let store = Arc::new(PartitionStore::new(engine, ctx.clock.clone(), ctx.limits));
     let committed = store.last_applied_decree();
-    let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(StdFs);
+    let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(WithFailPoints(StdFs));
     let (log, replayed, report) = MutationLog::open(
         fs,
         &dir.join("plog"),

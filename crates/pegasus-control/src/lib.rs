@@ -5,6 +5,8 @@
 //! (IPv4 + port) of the server's port, so meta needs no separate id table and the address it
 //! puts in a partition configuration is exactly what clients connect to.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -13,7 +15,16 @@ use pegasus_core::ids::{Ballot, Decree, Gpid};
 use pegasus_proto::RpcAddress;
 use serde::{Deserialize, Serialize};
 
-use crate::guardian::ConfigUpdate;
+/// A configuration change a replica asks for: the whole new configuration, at `ballot + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    /// What changes.
+    pub kind: ConfigType,
+    /// The node the change is about.
+    pub node: NodeId,
+    /// The configuration the requester wants.
+    pub config: PartitionConfig,
+}
 
 /// Internal RPC names.
 pub mod names {
