@@ -387,7 +387,9 @@ async fn wait_compactions(ob: &Onebox, n: u64) {
 
 /// What replica server `addr` says of its replica of `table`: (status, largest mutation
 /// timestamp it holds).
+/// `None` as well while the server is not listening (it may be restarting).
 fn replica_of(addr: SocketAddr, table: &str) -> Option<(String, u64)> {
+    std::net::TcpStream::connect(addr).ok()?;
     let body = http_get(addr, "/replica/replicas").1;
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     list.as_array()?

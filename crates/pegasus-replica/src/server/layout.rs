@@ -21,28 +21,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pegasus_control::AppSummary;
-use pegasus_core::config::PartitionConfig;
 use pegasus_core::ids::Gpid;
-use serde::{Deserialize, Serialize};
 
-/// What a replica persists besides its data and log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InitInfo {
-    /// The last configuration it knew (its ballot survives restarts).
-    pub config: PartitionConfig,
-    /// Created empty and not yet caught up with a group.
-    pub fresh: bool,
-    /// Its table.
-    pub app: AppSummary,
-    /// The RocksDB directory in use, relative to the replica's directory.
-    #[serde(default = "default_data_dir")]
-    pub data: String,
-}
-
-fn default_data_dir() -> String {
-    "data".into()
-}
+pub use crate::driver::InitInfo;
 
 /// The directory of a replica.
 pub fn replica_dir(root: &Path, gpid: Gpid) -> PathBuf {

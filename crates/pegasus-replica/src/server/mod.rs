@@ -464,7 +464,7 @@ impl Ctx {
             let input = match fetch(&ctx, &shared, &cp).await {
                 Ok(dir) => Input::CheckpointFetched {
                     decree: cp.decree,
-                    dir,
+                    staged: dir,
                 },
                 Err(e) => Input::CheckpointFailed(e),
             };

@@ -1,0 +1,787 @@
+//! The partition driver: the one interpreter of the PacificA core's actions. It owns one
+//! replica's core, store and mutation log and runs them in rounds — the inputs that arrived
+//! together go to the core (client writes batched into as few mutations as the core allows,
+//! a tick first when one is due and always before writes), the log is flushed once for the
+//! round (group commit), then timed maintenance and `init.json` — and it decides what a
+//! failure means (rebuild, or reopen in place).
+//!
+//! Everything outside the partition is its [`Host`]'s: sockets, meta, threads, the read
+//! gate, checkpoint directories, RocksDB's own figures. The replica server hosts a driver on
+//! a thread per replica (`server::partition`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pegasus_control::{AppSummary, ReplicaReport};
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Decree, Gpid};
+use pegasus_proto::ErrorCode;
+use pegasus_storage::{PartitionStore, StorageEngine, StorageError, WriteRequest, WriteResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Action, Checkpoint, Event, PeerMessage, Refusal, Replica, Status};
+use crate::log::MutationLog;
+use crate::mutation::Mutation;
+use crate::update::{decode_write, encode_write};
+
+/// The answer to one client write.
+pub type WriteResult = Result<WriteResponse, ErrorCode>;
+
+/// What a replica persists besides its data and log (`init.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitInfo {
+    /// The last configuration it knew (its ballot survives restarts).
+    pub config: PartitionConfig,
+    /// Created empty and not yet caught up with a group.
+    pub fresh: bool,
+    /// Its table.
+    pub app: AppSummary,
+    /// The store's directory, relative to the replica's directory.
+    #[serde(default = "default_data_dir")]
+    pub data: String,
+}
+
+fn default_data_dir() -> String {
+    "data".into()
+}
+
+/// What a replica's state looks like from outside, published after every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Reads may be served until this time (the host's monotonic ms; 0: not at all).
+    pub read_until_ms: u64,
+    /// The largest mutation timestamp held (Unix µs).
+    pub last_timestamp_us: u64,
+    /// The core's status.
+    pub status: Status,
+    /// What the replica reports to meta.
+    pub report: ReplicaReport,
+}
+
+/// How a driver's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Told to close.
+    Closed,
+    /// The replica failed (corruption, an I/O error, a protocol anomaly, a panic): set its
+    /// copy aside and rebuild it.
+    Failed,
+    /// A local operation ran out of a resource (descriptors, memory, disk space), or a
+    /// learned checkpoint could not be fetched: the copy is intact as after a crash, so
+    /// reopen it from its own files. The reason is for logs and the admin view.
+    Reopen(String),
+}
+
+/// An input of one round.
+#[derive(Debug)]
+pub enum Input<R, S> {
+    /// An event for the core.
+    Core(Event),
+    /// A client write and where its answer goes.
+    Write {
+        /// Encoded write.
+        update: Bytes,
+        /// Where the answer goes.
+        reply: R,
+    },
+    /// Meta's proposal, with meta's configuration (delivered first).
+    Proposal {
+        /// Meta's configuration of the partition.
+        config: PartitionConfig,
+        /// The change.
+        kind: ConfigType,
+        /// The node it is about.
+        node: NodeId,
+    },
+    /// The table's facts changed (envs).
+    App(AppSummary),
+    /// A checkpoint the host fetched for [`Host::fetch_checkpoint`], staged for install.
+    CheckpointFetched {
+        /// Its decree.
+        decree: Decree,
+        /// Where the host staged it.
+        staged: S,
+    },
+    /// Fetching a checkpoint failed (why).
+    CheckpointFailed(String),
+    /// Stop: answer waiting writes, flush, persist.
+    Close,
+}
+
+/// The driver's settings (`[replica_server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The core's clock tick, ms.
+    pub tick_ms: u64,
+    /// How often the store is flushed and the log trimmed, ms.
+    pub checkpoint_interval_ms: u64,
+    /// Decrees kept in the log below the durable one, for lagging secondaries.
+    pub log_retain_decrees: i64,
+}
+
+/// Everything a driver needs from outside the partition.
+pub trait Host {
+    /// The storage engine.
+    type Engine: StorageEngine;
+    /// Where a client write's answer goes.
+    type Reply;
+    /// A fetched checkpoint waiting to be installed.
+    type Staged;
+
+    /// The partition.
+    fn gpid(&self) -> Gpid;
+    /// Monotonic time, ms (leases, timers).
+    fn now_ms(&self) -> u64;
+    /// Wall-clock time, Unix µs (what mutations are stamped with).
+    fn wall_us(&self) -> u64;
+    /// Sends a message to a peer replica (best effort).
+    fn send(&mut self, to: NodeId, msg: PeerMessage);
+    /// Asks meta for a configuration change; the answer comes back as core events.
+    fn request_config(&mut self, kind: ConfigType, node: NodeId, config: PartitionConfig);
+    /// Answers a client write.
+    fn reply(&mut self, to: Self::Reply, result: WriteResult);
+    /// Publishes the replica's view. With `lower_only`, the read deadline may only go down
+    /// (a step-down takes effect at once; reads open only after the event's commits).
+    fn publish(&mut self, view: View, lower_only: bool);
+    /// Whether a primary with these secondaries must refuse writes for lack of disk space.
+    fn refuses_writes(&mut self, secondaries: &[NodeId]) -> bool;
+    /// Makes a checkpoint of `store` a learner can fetch.
+    fn make_checkpoint(
+        &mut self,
+        store: &PartitionStore<Self::Engine>,
+    ) -> std::io::Result<Checkpoint>;
+    /// Starts fetching a learned checkpoint; the result comes back as
+    /// [`Input::CheckpointFetched`] or [`Input::CheckpointFailed`].
+    fn fetch_checkpoint(&mut self, cp: Checkpoint);
+    /// Opens a fetched checkpoint as an engine, under a new data name in the replica's
+    /// directory. The driver points `init.json` at it before using it.
+    fn open_checkpoint(
+        &mut self,
+        decree: Decree,
+        staged: Self::Staged,
+    ) -> std::io::Result<(Self::Engine, String)>;
+    /// Wraps an engine as a store.
+    fn store(&self, engine: Self::Engine) -> PartitionStore<Self::Engine>;
+    /// The driver now serves from `new`; `old` (data name `old_data`) is the host's to
+    /// drop once nobody reads it.
+    fn store_replaced(
+        &mut self,
+        new: &Arc<PartitionStore<Self::Engine>>,
+        old: Arc<PartitionStore<Self::Engine>>,
+        old_data: String,
+    );
+    /// Writes `init.json` durably.
+    fn write_init(&mut self, info: &InitInfo) -> std::io::Result<()>;
+    /// Timed housekeeping before the store is flushed (collect retired stores, start a
+    /// due manual compaction).
+    fn housekeeping(&mut self, store: &Arc<PartitionStore<Self::Engine>>, app: &AppSummary);
+    /// The table facts changed: start a due manual compaction.
+    fn app_changed(&mut self, store: &Arc<PartitionStore<Self::Engine>>, app: &AppSummary);
+    /// Records the store's figures (every few seconds).
+    fn record_storage(&mut self, store: &PartitionStore<Self::Engine>);
+    /// Whether an I/O error from the host (checkpoint, `init.json`) is a transient lack of
+    /// a resource.
+    fn is_transient(&self, e: &std::io::Error) -> bool;
+}
+
+/// How often each replica records its store's figures, ms.
+const STORAGE_STATS_MS: u64 = 2_000;
+
+/// One replica: its core, store and log, driven by a [`Host`].
+pub struct PartitionDriver<H: Host> {
+    host: H,
+    cfg: DriverConfig,
+    core: Replica,
+    store: Arc<PartitionStore<H::Engine>>,
+    log: MutationLog,
+    appended: u64,
+    flushed: u64,
+    clients: HashMap<u64, H::Reply>,
+    next_client: u64,
+    persisted: InitInfo,
+    last_tick: u64,
+    last_checkpoint: u64,
+    last_storage_stats: u64,
+    /// The `default_ttl` env last turned into a mutation by this node as primary.
+    default_ttl: Option<u32>,
+    /// A local operation of this round ran out of a resource: reads are off, nothing more
+    /// is applied, and the round ends with [`Exit::Reopen`].
+    transient: Option<String>,
+}
+
+impl<H: Host> std::fmt::Debug for PartitionDriver<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionDriver")
+            .field("gpid", &self.host.gpid())
+            .field("status", &self.core.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Host> PartitionDriver<H> {
+    /// A driver for a core opened from `store` and `log` with `init` as last persisted.
+    pub fn new(
+        host: H,
+        cfg: DriverConfig,
+        core: Replica,
+        store: Arc<PartitionStore<H::Engine>>,
+        log: MutationLog,
+        persisted: InitInfo,
+    ) -> Self {
+        let now = host.now_ms();
+        Self {
+            host,
+            cfg,
+            core,
+            store,
+            log,
+            appended: 0,
+            flushed: 0,
+            clients: HashMap::new(),
+            next_client: 1,
+            persisted,
+            last_tick: 0,
+            last_checkpoint: now,
+            last_storage_stats: 0,
+            default_ttl: None,
+            transient: None,
+        }
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// The core.
+    pub fn core(&self) -> &Replica {
+        &self.core
+    }
+
+    /// The store served from.
+    pub fn store(&self) -> &Arc<PartitionStore<H::Engine>> {
+        &self.store
+    }
+
+    /// The replica's view now.
+    pub fn view(&self) -> View {
+        View {
+            read_until_ms: self.read_deadline(),
+            last_timestamp_us: self.core.last_timestamp_us(),
+            status: self.core.status(),
+            report: ReplicaReport {
+                gpid: self.host.gpid(),
+                // The ballot of the data held, never a configuration ballot merely
+                // adopted: meta's all-dead rule must not prefer an empty copy.
+                ballot: self.core.data_ballot(),
+                last_committed: self.core.last_committed(),
+                last_prepared: self.core.last_prepared(),
+            },
+        }
+    }
+
+    /// The wait until the next timed work is due (a tick), ms.
+    pub fn tick_ms(&self) -> u64 {
+        self.cfg.tick_ms.max(1)
+    }
+
+    /// Runs one round with the inputs that arrived together (possibly none: the timer).
+    /// `Some` when the replica stops: told to close, failed, or to be reopened.
+    pub fn round(&mut self, inputs: Vec<Input<H::Reply, H::Staged>>) -> Option<Exit> {
+        // Tick before this round's inputs when it is due, and always before writes: the
+        // core stamps writes with the wall clock of its last tick, and a write must not be
+        // stamped earlier than a read this server answered before it arrived (an incr right
+        // after a read found the record expired must find it expired too).
+        let now = self.host.now_ms();
+        let has_writes = inputs.iter().any(|i| matches!(i, Input::Write { .. }));
+        if has_writes || now.saturating_sub(self.last_tick) >= self.cfg.tick_ms {
+            self.last_tick = now;
+            let wall_us = self.host.wall_us();
+            self.event(Event::Tick {
+                now_ms: now,
+                wall_us,
+            });
+        }
+        // Client writes of one round go to the core together (in arrival order, cut only
+        // by other inputs), so they share mutations: one prepare, one log record and one
+        // ack per batch instead of per write.
+        let mut writes: Vec<(u64, Bytes)> = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Close => return Some(self.close()),
+                Input::Write { update, reply } => {
+                    if let Some(id) = self.admit_write(reply) {
+                        writes.push((id, update));
+                    }
+                }
+                other => {
+                    if !writes.is_empty() {
+                        self.event(Event::ClientWrites(std::mem::take(&mut writes)));
+                    }
+                    self.input(other);
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.event(Event::ClientWrites(writes));
+        }
+        // Group commit: one write + fsync for everything appended this round.
+        if self.log.has_pending() {
+            let started = std::time::Instant::now();
+            let batch = self.appended - self.flushed;
+            match self.log.flush() {
+                Ok(_) => {
+                    metrics::histogram!("pegasus_replica_log_flush_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("pegasus_replica_log_flush_mutations").record(batch as f64);
+                    self.flushed = self.appended;
+                    self.event(Event::LogFlushed {
+                        appended: self.flushed,
+                    });
+                }
+                Err(e) => {
+                    let transient = e.is_transient();
+                    if e.is_disk_full() {
+                        self.event(Event::LogFull);
+                    }
+                    self.local_failure(
+                        "log_flush",
+                        transient,
+                        format!("mutation log flush failed: {e}"),
+                    );
+                }
+            }
+        }
+        if let Some(exit) = self.failed_exit() {
+            return Some(exit);
+        }
+        self.maybe_checkpoint(now);
+        self.maybe_record_storage(now);
+        self.persist();
+        self.failed_exit()
+    }
+
+    /// How the run ends after a failure this round, if one happened: in error, it is
+    /// rebuilt (this wins over a transient failure of the same round); after a transient
+    /// failure, it is reopened in place. Writes still waiting are answered `ERR_TIMEOUT`.
+    fn failed_exit(&mut self) -> Option<Exit> {
+        let gpid = self.host.gpid();
+        if self.core.status() == Status::Error {
+            tracing::error!("replica {gpid:?} is in error: it will be rebuilt");
+            self.fail_clients();
+            return Some(Exit::Failed);
+        }
+        let reason = self.transient.take()?;
+        tracing::warn!("replica {gpid:?} closes to be reopened in place ({reason})");
+        self.fail_clients();
+        Some(Exit::Reopen(reason))
+    }
+
+    /// A local operation failed. A transient lack of a resource (descriptors, memory, disk
+    /// space) leaves the copy as a crash would: reads stop at once, nothing more is applied
+    /// this round, and the round ends with [`Exit::Reopen`] — the core is not told, so a
+    /// primary does not ask meta to drop it. Anything else is the core's `LocalError`: the
+    /// replica goes to error and is rebuilt.
+    fn local_failure(&mut self, op: &'static str, transient: bool, what: String) {
+        let gpid = self.host.gpid();
+        if !transient {
+            tracing::error!("replica {gpid:?}: {what}");
+            self.event(Event::LocalError);
+            return;
+        }
+        metrics::counter!("pegasus_replica_transient_errors_total", "op" => op).increment(1);
+        tracing::warn!(
+            "replica {gpid:?}: {what}: not corruption: it closes and is reopened in place"
+        );
+        if self.transient.is_none() {
+            self.transient = Some(format!("{op}: {what}"));
+        }
+        let view = self.view();
+        self.host.publish(view, true);
+    }
+
+    /// After a panic while running a round: stop reads at once, have meta drop this
+    /// replica if it led (the core's own failure path, itself guarded), and answer waiting
+    /// writes `ERR_TIMEOUT` (they may have committed).
+    pub fn after_panic(&mut self, what: &str) {
+        let gpid = self.host.gpid();
+        metrics::counter!("pegasus_replica_panics_total").increment(1);
+        tracing::error!(
+            "replica {gpid:?} panicked: {what}; it fails over like an I/O error and will be rebuilt"
+        );
+        let mut view = self.view();
+        view.read_until_ms = 0;
+        self.host.publish(view, true);
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.event(Event::LocalError);
+        }));
+        if failed.is_err() {
+            tracing::error!(
+                "replica {gpid:?}: its failure path panicked too; meta drops it once beacons stop listing it"
+            );
+        }
+        self.fail_clients();
+        let mut view = self.view();
+        view.read_until_ms = 0;
+        view.status = Status::Error;
+        self.host.publish(view, false);
+    }
+
+    fn close(&mut self) -> Exit {
+        self.fail_clients();
+        let _ = self.log.flush();
+        let _ = self.store.engine().flush();
+        self.persist();
+        Exit::Closed
+    }
+
+    /// Answers every write still waiting here when the replica fails or closes. They may
+    /// have been proposed, and a proposed write can still commit under the next primary,
+    /// so the answer is `ERR_TIMEOUT` (outcome unknown), never a refusal: a client retries
+    /// a refused write, and a retried write that had committed is applied twice (found by
+    /// `pegasus chaos --nemesis fail-point`, seed 15).
+    fn fail_clients(&mut self) {
+        for (_, c) in std::mem::take(&mut self.clients) {
+            self.host.reply(c, Err(ErrorCode::Timeout));
+        }
+    }
+
+    fn input(&mut self, input: Input<H::Reply, H::Staged>) {
+        match input {
+            Input::Core(ev) => self.event(ev),
+            Input::Write { update, reply } => {
+                if let Some(id) = self.admit_write(reply) {
+                    self.event(Event::ClientWrite { id, update });
+                }
+            }
+            Input::Proposal { config, kind, node } => {
+                self.event(Event::Config(config));
+                self.event(Event::Proposal { kind, node });
+            }
+            Input::App(app) => self.on_app(app),
+            Input::CheckpointFetched { decree, staged } => self.install_checkpoint(decree, staged),
+            Input::CheckpointFailed(why) => {
+                // The core took the checkpoint's decree as committed when it asked for the
+                // install, and has no way back: restart from this copy's own files (the
+                // crash-restart path, proven safe mid-install), and the primary's next
+                // invitation starts a new round from what the store really holds. Before,
+                // the learner stayed `installing` for good and the group one copy short.
+                self.local_failure(
+                    "checkpoint_fetch",
+                    true,
+                    format!("fetching a learned checkpoint failed: {why}"),
+                );
+            }
+            Input::Close => {}
+        }
+    }
+
+    /// Takes a client write: its id for the core, or `None` when it was refused at once
+    /// (`ERR_DISK_INSUFFICIENT`).
+    fn admit_write(&mut self, reply: H::Reply) -> Option<u64> {
+        if self.refuses_writes() {
+            self.host.reply(reply, Err(ErrorCode::DiskInsufficient));
+            return None;
+        }
+        let id = self.next_client;
+        self.next_client += 1;
+        self.clients.insert(id, reply);
+        Some(id)
+    }
+
+    fn on_app(&mut self, app: AppSummary) {
+        self.persisted.app = app;
+        if let Err(e) = self.host.write_init(&self.persisted) {
+            tracing::warn!(
+                "replica {:?}: cannot persist table facts: {e}",
+                self.host.gpid()
+            );
+        }
+        self.host.app_changed(&self.store, &self.persisted.app);
+        // The primary turns a changed `default_ttl` into a mutation, so every replica
+        // switches policy at the same decree.
+        let ttl = self
+            .persisted
+            .app
+            .envs
+            .get("default_ttl")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if self.core.status() == Status::Primary
+            && self.default_ttl != Some(ttl)
+            && self.store.engine().ttl_policy().default_ttl != ttl
+        {
+            self.default_ttl = Some(ttl);
+            let id = self.next_client;
+            self.next_client += 1;
+            self.event(Event::ClientWrite {
+                id,
+                update: encode_write(&WriteRequest::SetDefaultTtl(ttl)),
+            });
+        }
+    }
+
+    /// The read deadline to publish: none while a transient failure is pending (the store
+    /// may lack a decree the group committed).
+    fn read_deadline(&self) -> u64 {
+        if self.transient.is_some() {
+            return 0;
+        }
+        self.core.read_deadline().unwrap_or(0)
+    }
+
+    /// A primary on an insufficient disk whose every secondary is short of space too (or
+    /// that has none) refuses writes with `ERR_DISK_INSUFFICIENT`: a definite error instead
+    /// of a write that would fail in the log. With a healthy secondary, meta is handing the
+    /// role over and writes go on meanwhile.
+    fn refuses_writes(&mut self) -> bool {
+        let refused = self.core.status() == Status::Primary
+            && self.host.refuses_writes(&self.core.config().secondaries);
+        if refused {
+            metrics::counter!("pegasus_replica_disk_insufficient_refusals_total").increment(1);
+        }
+        refused
+    }
+
+    fn event(&mut self, ev: Event) {
+        let actions = self.core.handle(ev);
+        // Before acting, only ever lower the read deadline: a step-down takes effect at
+        // once, but reads must not open before this event's commits are applied (a new
+        // primary's re-proposed decrees).
+        let view = self.view();
+        self.host.publish(view, true);
+        for a in actions {
+            self.action(a);
+        }
+        let view = self.view();
+        self.host.publish(view, false);
+    }
+
+    fn action(&mut self, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.host.send(to, msg),
+            Action::AppendLog(m) => {
+                self.log.append(&m);
+                self.appended += 1;
+            }
+            Action::Commit { mutation, clients } => self.commit(mutation, clients),
+            Action::Refuse { clients, reason } => {
+                let code = match reason {
+                    Refusal::NotPrimary => ErrorCode::InvalidState,
+                    Refusal::NotEnoughMembers => ErrorCode::NotEnoughMember,
+                    // Outcome unknown: it may still commit under the next primary.
+                    Refusal::Aborted => ErrorCode::Timeout,
+                };
+                for c in clients {
+                    if let Some(r) = self.clients.remove(&c) {
+                        self.host.reply(r, Err(code));
+                    }
+                }
+            }
+            Action::RequestConfig { kind, node, config } => {
+                self.host.request_config(kind, node, config);
+            }
+            Action::BuildLearnState {
+                learner,
+                signature,
+                from,
+            } => {
+                let (checkpoint, mutations) = self.learn_state(from);
+                tracing::info!(
+                    "replica {:?}: learner {learner:?} asks from decree {from}: checkpoint {:?}, {} logged mutations",
+                    self.host.gpid(),
+                    checkpoint.as_ref().map(|c| c.decree),
+                    mutations.len()
+                );
+                self.event(Event::LearnStateReady {
+                    learner,
+                    signature,
+                    checkpoint,
+                    mutations,
+                });
+            }
+            Action::InstallCheckpoint(cp) => self.host.fetch_checkpoint(cp),
+        }
+    }
+
+    fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
+        if self.core.status() == Status::Error || self.transient.is_some() {
+            // An earlier decree of this round failed to apply (or the store cannot be
+            // trusted to take more): the store has a hole and is about to be discarded or
+            // reopened. Applying later decrees onto it would compute their answers (incr,
+            // check_and_set) from a wrong state; their clients are left to `fail_clients`
+            // (outcome unknown — the group did commit them). A reopened copy replays them
+            // from its log.
+            return;
+        }
+        metrics::counter!("pegasus_replica_committed_mutations_total").increment(1);
+        let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
+        if writes.len() != m.updates.len() {
+            tracing::error!(
+                "replica {:?}: decree {} holds an update that does not decode",
+                self.host.gpid(),
+                m.decree
+            );
+            self.event(Event::LocalError);
+            return;
+        }
+        if crate::failpoint::fire(crate::failpoint::FailPoint::ReplicaPanic) {
+            #[expect(clippy::panic, reason = "a test-only fail point standing in for a bug")]
+            {
+                panic!("fail point replica_panic at decree {}", m.decree);
+            }
+        }
+        let applied = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageWrite) {
+            Err(StorageError::Corruption(
+                "fail point storage_write: injected corruption".into(),
+            ))
+        } else {
+            self.store.apply(m.decree, m.timestamp_us, &writes)
+        };
+        match applied {
+            Ok(responses) => {
+                for (c, resp) in clients.into_iter().zip(responses) {
+                    if let Some(r) = self.clients.remove(&c) {
+                        self.host.reply(r, Ok(resp));
+                    }
+                }
+            }
+            Err(e) => {
+                let transient = e.is_transient();
+                self.local_failure(
+                    "apply",
+                    transient,
+                    format!("cannot apply decree {}: {e}", m.decree),
+                );
+            }
+        }
+    }
+
+    /// What a learner starting at `from` needs: the logged mutations from `from` if the log
+    /// still has them all, else a checkpoint of the store plus the mutations after it.
+    fn learn_state(&mut self, from: Decree) -> (Option<Checkpoint>, Vec<Mutation>) {
+        let applied = self.store.last_applied_decree();
+        let logged = self.log.read_from(from).unwrap_or_default();
+        let complete = from > applied || logged.first().is_some_and(|m| m.decree <= from);
+        if complete {
+            return (None, logged);
+        }
+        match self.host.make_checkpoint(&self.store) {
+            Ok(cp) => {
+                tracing::info!(
+                    "replica {:?}: a learner needs decree {from}, the log starts later: sending a checkpoint at {}",
+                    self.host.gpid(),
+                    cp.decree
+                );
+                let after = self
+                    .log
+                    .read_from(cp.decree.saturating_add(1))
+                    .unwrap_or_default();
+                (Some(cp), after)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "replica {:?}: checkpoint for a learner failed: {e}",
+                    self.host.gpid()
+                );
+                (None, logged)
+            }
+        }
+    }
+
+    fn install_checkpoint(&mut self, decree: Decree, staged: H::Staged) {
+        match self.host.open_checkpoint(decree, staged) {
+            Ok((engine, name)) => {
+                let store = Arc::new(self.host.store(engine));
+                // Point init.json at the new copy before using it: a crash in between
+                // leaves the old copy current and the new one is cleaned up on reopen.
+                let mut info = self.persisted.clone();
+                let old_data = std::mem::replace(&mut info.data, name);
+                if let Err(e) = self.host.write_init(&info) {
+                    let transient = self.host.is_transient(&e);
+                    self.local_failure(
+                        "checkpoint_install",
+                        transient,
+                        format!("cannot persist init info: {e}"),
+                    );
+                    return;
+                }
+                self.persisted = info;
+                let previous = std::mem::replace(&mut self.store, store);
+                self.host.store_replaced(&self.store, previous, old_data);
+                metrics::counter!("pegasus_replica_learn_checkpoints_total").increment(1);
+                tracing::info!(
+                    "replica {:?}: installed a learned checkpoint at decree {decree}",
+                    self.host.gpid()
+                );
+                self.event(Event::CheckpointInstalled { decree });
+            }
+            Err(e) => {
+                let transient = self.host.is_transient(&e);
+                self.local_failure(
+                    "checkpoint_install",
+                    transient,
+                    format!("installing checkpoint failed: {e}"),
+                );
+            }
+        }
+    }
+
+    fn maybe_record_storage(&mut self, now: u64) {
+        if now.saturating_sub(self.last_storage_stats) < STORAGE_STATS_MS {
+            return;
+        }
+        self.last_storage_stats = now;
+        self.host.record_storage(&self.store);
+    }
+
+    /// Flushes the store and drops log segments it no longer needs, on a timer.
+    fn maybe_checkpoint(&mut self, now: u64) {
+        if now.saturating_sub(self.last_checkpoint) < self.cfg.checkpoint_interval_ms {
+            return;
+        }
+        self.last_checkpoint = now;
+        self.host.housekeeping(&self.store, &self.persisted.app);
+        let engine = self.store.engine();
+        let flushed = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageFlushEmfile) {
+            Err(StorageError::Io(crate::failpoint::os_error(
+                pegasus_storage::error::EMFILE,
+            )))
+        } else {
+            engine.flush()
+        };
+        if let Err(e) = flushed {
+            // A failed flush leaves RocksDB in its background-error (read-only) state, and
+            // the C API has no `Resume()`: closing and reopening the engine is the way back.
+            let transient = e.is_transient();
+            self.local_failure("rocksdb_flush", transient, format!("flush failed: {e}"));
+            return;
+        }
+        // Keep what lagging secondaries or learners may still ask for.
+        let durable = engine.durable_decree().unwrap_or(0);
+        let keep_from = durable.saturating_sub(self.cfg.log_retain_decrees);
+        if let Err(e) = self.log.gc(keep_from) {
+            tracing::warn!("replica {:?}: log gc failed: {e}", self.host.gpid());
+        }
+    }
+
+    /// Writes `init.json` when the ballot, the fresh flag or the table facts changed.
+    fn persist(&mut self) {
+        let config = self.core.config().clone();
+        let fresh = self.core.is_fresh();
+        if fresh == self.persisted.fresh && config == self.persisted.config {
+            return;
+        }
+        let mut info = self.persisted.clone();
+        info.config = config;
+        info.fresh = fresh;
+        match self.host.write_init(&info) {
+            Ok(()) => self.persisted = info,
+            Err(e) => {
+                let transient = self.host.is_transient(&e);
+                self.local_failure("init", transient, format!("cannot persist init info: {e}"));
+            }
+        }
+    }
+}
