@@ -27,35 +27,51 @@ impl Drop for Redis {
     }
 }
 
+/// A redis-server of this test's own on a free port. Ready means *this* process answers
+/// (its `process_id` in `INFO server`): a port found free a moment ago can be taken by
+/// someone else before redis binds it, and then redis exits while a readiness check that
+/// only connects would talk to the other listener — the cause of this file's old flake
+/// ("Connection refused" once that other listener went away). On such a race, another port.
 fn start_redis() -> Redis {
-    let dir = tempfile::tempdir().unwrap();
-    let port = onebox::free_range(1);
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/setup.sh installs it)");
-    let redis = Redis {
-        port,
-        child,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return redis;
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = onebox::free_range(1);
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/setup.sh installs it)");
+        let ours = format!("process_id:{}", child.id());
+        for _ in 0..100 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "INFO", "server"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains(&ours) {
+                return Redis {
+                    port,
+                    child,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    panic!("redis-server did not listen on {port}");
+    panic!("redis-server did not start on any of 5 free ports");
 }
 
 fn redis_cli(r: &Redis, args: &[&str]) -> String {
