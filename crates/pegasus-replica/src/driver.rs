@@ -20,7 +20,9 @@ use pegasus_proto::ErrorCode;
 use pegasus_storage::{PartitionStore, StorageEngine, StorageError, WriteRequest, WriteResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Action, Checkpoint, Event, PeerMessage, Refusal, Replica, Status};
+use crate::core::{
+    Action, Checkpoint, Event, PeerMessage, Refusal, Replica, ReplicaOptions, Status,
+};
 use crate::log::MutationLog;
 use crate::mutation::Mutation;
 use crate::update::{decode_write, encode_write};
@@ -183,6 +185,42 @@ pub trait Host {
     /// Whether an I/O error from the host (checkpoint, `init.json`) is a transient lack of
     /// a resource.
     fn is_transient(&self, e: &std::io::Error) -> bool;
+    /// The core committed `m` while in `status` (before it is applied): an observer's hook
+    /// (the simulator checks its invariants here).
+    fn committed(&mut self, _m: &Mutation, _status: Status) {}
+}
+
+/// The core of a replica opened from its own files: the last configuration `init.json`
+/// holds, the store's applied decree and last stamp, the log's replayed mutations; fresh if
+/// it was created empty and never caught up; a cut torn log tail noted (the core then does
+/// not lead before its group holds what the tail may have acknowledged).
+pub fn open_core<E: StorageEngine>(
+    me: NodeId,
+    opts: ReplicaOptions,
+    init: &InitInfo,
+    store: &PartitionStore<E>,
+    replayed: Vec<Mutation>,
+    torn_tail_bytes: u64,
+) -> Replica {
+    let mut core = Replica::new(
+        me,
+        opts,
+        init.config.clone(),
+        store.last_applied_decree(),
+        replayed,
+    );
+    core.observe_timestamp(store.engine().applied_state().write_time_us);
+    if init.fresh {
+        core.mark_fresh();
+    }
+    if torn_tail_bytes > 0 {
+        tracing::warn!(
+            "replica {:?}: cut {torn_tail_bytes} bytes of torn mutation-log tail",
+            init.config.gpid
+        );
+        core.mark_torn_tail();
+    }
+    core
 }
 
 /// How often each replica records its store's figures, ms.
@@ -252,6 +290,16 @@ impl<H: Host> PartitionDriver<H> {
     /// The host.
     pub fn host(&self) -> &H {
         &self.host
+    }
+
+    /// The host, to change what it supplies (the simulator sets its clock per round).
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    /// Takes the driver apart without closing anything (a crash): the host and the store.
+    pub fn into_parts(self) -> (H, Arc<PartitionStore<H::Engine>>) {
+        (self.host, self.store)
     }
 
     /// The core.
@@ -606,6 +654,7 @@ impl<H: Host> PartitionDriver<H> {
     }
 
     fn commit(&mut self, m: Mutation, clients: Vec<u64>) {
+        self.host.committed(&m, self.core.status());
         if self.core.status() == Status::Error || self.transient.is_some() {
             // An earlier decree of this round failed to apply (or the store cannot be
             // trusted to take more): the store has a hole and is about to be discarded or
@@ -663,7 +712,15 @@ impl<H: Host> PartitionDriver<H> {
     fn learn_state(&mut self, from: Decree) -> (Option<Checkpoint>, Vec<Mutation>) {
         let applied = self.store.last_applied_decree();
         let logged = self.log.read_from(from).unwrap_or_default();
-        let complete = from > applied || logged.first().is_some_and(|m| m.decree <= from);
+        // The log must hold every decree from `from` on, without a hole: a replica that
+        // installed a learned checkpoint keeps its older records, so its log can run
+        // 169..171 and then 188.. (found by the simulator once it ran this driver: the
+        // learner committed 171 and waited for 172 forever).
+        let contiguous = logged
+            .windows(2)
+            .all(|w| w.get(1).map(|m| m.decree) == w.first().map(|m| m.decree.saturating_add(1)));
+        let complete =
+            from > applied || (logged.first().is_some_and(|m| m.decree <= from) && contiguous);
         if complete {
             return (None, logged);
         }

@@ -14,6 +14,7 @@
 //! in the final state, and the partition heals to one primary and two secondaries).
 #![warn(missing_docs)]
 
+pub mod host;
 pub mod rng;
 
 use std::cmp::Reverse;
@@ -33,16 +34,18 @@ use pegasus_meta::guardian::{
     self, ClusterView, ConfigUpdate, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo,
     UpdateOutcome,
 };
-use pegasus_replica::core::{
-    Action, Checkpoint, Event, PeerMessage, Refusal, Replica, ReplicaOptions, Status,
+use pegasus_proto::ErrorCode;
+use pegasus_replica::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
+use pegasus_replica::driver::{
+    self, DriverConfig, Exit, Host, InitInfo, Input as DriverInput, PartitionDriver, View,
 };
 use pegasus_replica::log::{LogOptions, MutationLog};
 use pegasus_replica::Mutation;
 use pegasus_storage::{
-    MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine, WriteRequest,
-    WriteResponse,
+    MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, WriteRequest, WriteResponse,
 };
 
+use crate::host::{Effect, SimHost};
 use crate::rng::Rng;
 use pegasus_replica::update::{decode_write, encode_write};
 
@@ -189,8 +192,14 @@ enum Msg {
 enum Ev {
     Tick(NodeId),
     Beacon(NodeId),
-    Deliver { from: Addr, to: Addr, msg: Box<Msg> },
-    FlushLog(NodeId),
+    Deliver {
+        from: Addr,
+        to: Addr,
+        msg: Box<Msg>,
+    },
+    /// A learned checkpoint the node's driver asked for has arrived (for the node's
+    /// incarnation then).
+    Fetched(NodeId, u64, Box<Checkpoint>),
     MetaTick,
     ClientNext(u64),
     ClientTimeout(u64),
@@ -206,13 +215,10 @@ struct Node {
     rate_permille: u64,
     fs: MemFs,
     disk: MemoryDisk,
-    replica: Option<Replica>,
-    store: Option<PartitionStore<MemoryEngine>>,
-    log: Option<MutationLog>,
-    appended: u64,
-    flush_scheduled: bool,
-    /// Client request ids of writes this node's replica is carrying.
-    client_of: BTreeMap<u64, u64>,
+    /// The replica: the replica server's own driver, on the memory engine and `MemFs`.
+    driver: Option<PartitionDriver<SimHost>>,
+    /// Starts of this node's replica; a checkpoint fetched for an earlier one is dropped.
+    incarnation: u64,
 }
 
 struct PendingOp {
@@ -309,12 +315,8 @@ impl Sim {
                     rate_permille: skew,
                     fs: MemFs::new(),
                     disk: MemoryDisk::new(),
-                    replica: None,
-                    store: None,
-                    log: None,
-                    appended: 0,
-                    flush_scheduled: false,
-                    client_of: BTreeMap::new(),
+                    driver: None,
+                    incarnation: 0,
                 },
             );
         }
@@ -452,25 +454,44 @@ impl Sim {
     // ------------------------------------------------------------------ nodes
 
     fn start_node(&mut self, id: NodeId) {
+        let gpid = self.meta_config.gpid;
+        let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
+        let log_opts = LogOptions {
+            sync: !self.opts.async_log,
+            // Small segments, so trimming the log (to the store's durable decree, nothing
+            // retained) makes learners that fell behind need checkpoints, as on a server
+            // whose log rolled past them.
+            segment_bytes: 4096,
+        };
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        // A node without a log directory is a new (or rebuilt) replica.
-        let fresh = node
-            .fs
-            .list(Path::new("/plog"))
-            .map_or(true, |v| v.is_empty());
+        // A node without `init.json` holds a new (or rebuilt) replica: created empty.
+        let init = SimHost::read_init(&node.fs).unwrap_or_else(|| InitInfo {
+            config: PartitionConfig {
+                gpid,
+                max_replica_count: 3,
+                ..PartitionConfig::default()
+            },
+            fresh: true,
+            app: pegasus_control::AppSummary {
+                app_id: gpid.app_id,
+                name: "sim".into(),
+                partition_count: 1,
+                envs: BTreeMap::new(),
+                dropped: false,
+            },
+            data: "data".into(),
+        });
         let fs: Arc<dyn FileSystem> = Arc::new(node.fs.clone());
-        let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
         let engine = MemoryEngine::open(node.disk.clone(), clock.clone());
-        let store = PartitionStore::new(engine, clock, ReadLimits::default());
-        let committed = store.last_applied_decree();
-        let log_opts = LogOptions {
-            sync: !self.opts.async_log,
-            ..LogOptions::default()
-        };
-        let (log, replayed) = match MutationLog::open(fs, Path::new("/plog"), log_opts) {
-            Ok((log, replayed, _)) => (Some(log), replayed),
+        let store = Arc::new(PartitionStore::new(
+            engine,
+            clock.clone(),
+            ReadLimits::default(),
+        ));
+        let (log, replayed, report) = match MutationLog::open(fs, Path::new("/plog"), log_opts) {
+            Ok(opened) => opened,
             Err(e) => {
                 // Corrupt log: this replica starts empty and will re-learn.
                 let what = format!("{id} log unusable after restart: {e}");
@@ -480,186 +501,179 @@ impl Sim {
                 return self.start_node(id);
             }
         };
-        let mut replica = Replica::new(
+        let core = driver::open_core(
             id,
             ReplicaOptions::default(),
-            PartitionConfig::default(),
-            committed,
+            &init,
+            &store,
             replayed,
+            report.truncated_bytes,
         );
-        if fresh {
-            replica.mark_fresh();
-        }
-        replica.observe_timestamp(store.engine().applied_state().write_time_us);
-        node.replica = Some(replica);
-        node.store = Some(store);
-        node.log = log;
-        node.appended = 0;
-        node.flush_scheduled = false;
+        let mut host = SimHost::new(
+            gpid,
+            clock,
+            node.fs.clone(),
+            node.disk.clone(),
+            View {
+                read_until_ms: 0,
+                last_timestamp_us: core.last_timestamp_us(),
+                status: core.status(),
+                report: pegasus_control::ReplicaReport {
+                    gpid,
+                    ballot: core.data_ballot(),
+                    last_committed: core.last_committed(),
+                    last_prepared: core.last_prepared(),
+                },
+            },
+        );
+        host.write_init(&init).ok();
+        let cfg = DriverConfig {
+            tick_ms: TICK_MS,
+            // RocksDB's memtable flush now and then; the log is then trimmed to it, with
+            // nothing retained, so learners need checkpoints often.
+            checkpoint_interval_ms: 20 * TICK_MS,
+            log_retain_decrees: 0,
+        };
+        node.driver = Some(PartitionDriver::new(host, cfg, core, store, log, init));
+        node.incarnation += 1;
         node.up = true;
-        node.client_of.clear();
     }
 
     fn deliver_to_node(&mut self, id: NodeId, event: Event) {
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        let Some(replica) = node.replica.as_mut() else {
-            return;
-        };
-        let before = (replica.status(), replica.config().ballot);
-        let was_error = before.0 == Status::Error;
-        let desc = if self.opts.trace && !matches!(event, Event::Tick { .. }) {
-            format!("{event:?}")
+        self.round(id, vec![DriverInput::Core(event)]);
+    }
+
+    /// Runs one round of a node's driver with `inputs` at the node's local time, then
+    /// carries out what it asked for, and restarts the replica if it stopped.
+    fn round(&mut self, id: NodeId, inputs: Vec<DriverInput<u64, Bytes>>) {
+        let now_ms = self.local_time(id);
+        let wall_us = if self.opts.planted == Some(PlantedBug::UptimeAsWallClock) {
+            now_ms * 1000
         } else {
-            String::new()
+            self.wall_us(id)
         };
-        let actions = replica.handle(event);
-        let after = (replica.status(), replica.config().ballot);
-        if self.opts.trace {
-            if !desc.is_empty() {
-                let d: String = desc.chars().take(160).collect();
-                self.trace(|| format!("{id} <- {d}"));
-            }
-            if before != after {
-                self.trace(|| format!("{id} {before:?} -> {after:?}"));
-            }
+        let trace = self.opts.trace;
+        let Some(driver) = self.nodes.get_mut(&id).and_then(|n| n.driver.as_mut()) else {
+            return;
+        };
+        let host = driver.host_mut();
+        host.now_ms = now_ms;
+        host.wall_us = wall_us;
+        let before = (driver.core().status(), driver.core().config().ballot);
+        let desc = if trace {
+            inputs
+                .iter()
+                .filter(|i| !matches!(i, DriverInput::Core(Event::Tick { .. })))
+                .map(|i| format!("{i:?}").chars().take(160).collect::<String>())
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        };
+        let exit = driver.round(inputs);
+        let after = (driver.core().status(), driver.core().config().ballot);
+        let effects = std::mem::take(&mut driver.host_mut().effects);
+        for d in desc {
+            self.trace(|| format!("{id} <- {d}"));
         }
-        self.run_actions(id, actions);
-        let now_error = self
-            .nodes
-            .get(&id)
-            .and_then(|n| n.replica.as_ref())
-            .is_some_and(|r| r.status() == Status::Error);
-        if now_error && !was_error {
-            // A replica in error is dropped and rebuilt empty: it re-learns from the primary.
-            self.trace(|| format!("{id} replica in error: rebuilding it"));
-            if let Some(n) = self.nodes.get_mut(&id) {
-                n.fs = MemFs::new();
-                n.disk = MemoryDisk::new();
-                n.replica = None;
-                n.store = None;
-                n.log = None;
+        if before != after {
+            self.trace(|| format!("{id} {before:?} -> {after:?}"));
+        }
+        for e in effects {
+            self.effect(id, e);
+        }
+        match exit {
+            None | Some(Exit::Closed) => {}
+            Some(Exit::Failed) => {
+                // A replica in error is set aside and rebuilt empty: it re-learns.
+                self.trace(|| format!("{id} replica in error: rebuilding it"));
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.driver = None;
+                    n.fs = MemFs::new();
+                    n.disk = MemoryDisk::new();
+                }
+                let t = self.now + 500;
+                self.at(t, Ev::Restart(id));
             }
-            let t = self.now + 500;
-            self.at(t, Ev::Restart(id));
+            Some(Exit::Reopen(why)) => {
+                // Reopened in place from its own files, as after a crash of the process.
+                self.trace(|| format!("{id} replica reopens in place: {why}"));
+                self.stop_replica(id);
+                let t = self.now + 1000;
+                self.at(t, Ev::Restart(id));
+            }
         }
     }
 
-    fn run_actions(&mut self, id: NodeId, actions: Vec<Action>) {
-        for a in actions {
-            self.run_action(id, a);
+    /// Drops a node's replica as a process crash would: the store loses what it did not
+    /// flush (the files stay as they are).
+    fn stop_replica(&mut self, id: NodeId) {
+        let Some(n) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if let Some(driver) = n.driver.take() {
+            let (host, store) = driver.into_parts();
+            n.disk = host.disk;
+            if let Ok(store) = Arc::try_unwrap(store) {
+                store.into_engine().crash();
+            }
         }
     }
 
-    fn run_action(&mut self, id: NodeId, action: Action) {
-        match action {
-            Action::Send { to, msg } => self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(msg)),
-            Action::AppendLog(m) => {
-                self.trace(|| {
-                    format!(
-                        "{id} appends {}@{} ts={} ({} updates)",
-                        m.decree,
-                        m.ballot,
-                        m.timestamp_us,
-                        m.updates.len()
-                    )
-                });
-                let Some(node) = self.nodes.get_mut(&id) else {
-                    return;
-                };
-                if let Some(log) = node.log.as_mut() {
-                    log.append(&m);
-                    node.appended += 1;
-                }
-                if !node.flush_scheduled {
-                    node.flush_scheduled = true;
-                    let t = self.now + 1;
-                    self.at(t, Ev::FlushLog(id));
-                }
-            }
-            Action::Commit { mutation, clients } => self.commit(id, mutation, clients),
-            Action::Refuse { clients, reason } => {
-                for c in clients {
-                    let op = self
-                        .nodes
-                        .get_mut(&id)
-                        .and_then(|n| n.client_of.remove(&c))
-                        .unwrap_or(c);
-                    let definite =
-                        reason == Refusal::NotPrimary || reason == Refusal::NotEnoughMembers;
-                    self.send(
-                        Addr::Node(id),
-                        Addr::Client(0),
-                        Msg::ClientReply {
-                            op,
-                            result: None,
-                            definite_failure: definite,
-                        },
-                    );
-                }
-            }
-            Action::RequestConfig { kind, node, config } => {
+    fn effect(&mut self, id: NodeId, effect: Effect) {
+        match effect {
+            Effect::Send(to, msg) => self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(msg)),
+            Effect::RequestConfig { kind, node, config } => {
                 self.send(
                     Addr::Node(id),
                     Addr::Meta,
                     Msg::ConfigRequest { kind, node, config },
                 );
             }
-            Action::BuildLearnState {
-                learner,
-                signature,
-                from,
-            } => {
-                let Some(node) = self.nodes.get(&id) else {
-                    return;
+            Effect::Reply(op, result) => {
+                let (result, definite_failure) = match result {
+                    Ok(WriteResponse::Update(r)) if r.error == 0 => {
+                        (Some(OpResult::Written), false)
+                    }
+                    Ok(WriteResponse::Incr(r)) if r.error == 0 => {
+                        (Some(OpResult::Incr(r.new_value)), false)
+                    }
+                    Ok(WriteResponse::CheckAndSet(r)) if r.error == 0 => {
+                        (Some(OpResult::Cas(true)), false)
+                    }
+                    Ok(WriteResponse::CheckAndSet(r)) if r.error == 13 => {
+                        (Some(OpResult::Cas(false)), false)
+                    }
+                    Ok(_) => (None, false),
+                    // Refused before it was proposed: it never happens.
+                    Err(
+                        ErrorCode::InvalidState
+                        | ErrorCode::NotEnoughMember
+                        | ErrorCode::DiskInsufficient,
+                    ) => (None, true),
+                    // Outcome unknown (aborted, or the replica failed with it in flight).
+                    Err(_) => (None, false),
                 };
-                let (Some(store), Some(log)) = (node.store.as_ref(), node.log.as_ref()) else {
-                    return;
-                };
-                let cp_decree = store.last_applied_decree();
-                let checkpoint = (from <= cp_decree).then(|| Checkpoint {
-                    decree: cp_decree,
-                    timestamp_us: store.engine().applied_state().write_time_us,
-                    data: Bytes::from(store.engine().export_image()),
-                });
-                let start = checkpoint.as_ref().map_or(from, |c| c.decree + 1);
-                let mutations = log.read_from(start).unwrap_or_default();
-                self.deliver_to_node(
-                    id,
-                    Event::LearnStateReady {
-                        learner,
-                        signature,
-                        checkpoint,
-                        mutations,
+                self.send(
+                    Addr::Node(id),
+                    Addr::Client(0),
+                    Msg::ClientReply {
+                        op,
+                        result,
+                        definite_failure,
                     },
                 );
             }
-            Action::InstallCheckpoint(cp) => {
+            Effect::Fetch(cp) => {
                 self.report.checkpoints_installed += 1;
-                let Some(node) = self.nodes.get_mut(&id) else {
-                    return;
-                };
-                let Ok(disk) = MemoryEngine::import_image(&cp.data) else {
-                    self.fail(format!("{id} received a checkpoint that does not decode"));
-                    return;
-                };
-                let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
-                let engine = MemoryEngine::open(disk.clone(), clock.clone());
-                let _ = engine.flush();
-                node.disk = disk;
-                node.store = Some(PartitionStore::new(engine, clock, ReadLimits::default()));
-                self.deliver_to_node(id, Event::CheckpointInstalled { decree: cp.decree });
+                let incarnation = self.nodes.get(&id).map_or(0, |n| n.incarnation);
+                let t = self.now + self.rng.range(1, 30);
+                self.at(t, Ev::Fetched(id, incarnation, Box::new(cp)));
             }
+            Effect::Committed(m, status) => self.check_commit(id, &m, status),
         }
     }
 
-    fn commit(&mut self, id: NodeId, m: Mutation, clients: Vec<u64>) {
-        let status = self
-            .nodes
-            .get(&id)
-            .and_then(|n| n.replica.as_ref())
-            .map(Replica::status);
+    fn check_commit(&mut self, id: NodeId, m: &Mutation, status: Status) {
         self.trace(|| {
             format!(
                 "{id} commits {}@{} ts={} as {status:?}",
@@ -677,17 +691,12 @@ impl Sim {
             }
             Some(_) => {}
             None => {
-                self.check_timestamp(&m);
+                self.check_timestamp(m);
                 self.committed_content
                     .insert(m.decree, (m.updates.clone(), m.timestamp_us));
             }
         }
-        let is_primary = self
-            .nodes
-            .get(&id)
-            .and_then(|n| n.replica.as_ref())
-            .is_some_and(|r| r.status() == Status::Primary);
-        if is_primary {
+        if status == Status::Primary {
             // Invariant: at most one primary commits per ballot.
             match self.primary_of_ballot.get(&m.ballot) {
                 Some(p) if *p != id => {
@@ -701,49 +710,11 @@ impl Sim {
                 }
             }
         }
-        let writes: Vec<WriteRequest> = m.updates.iter().filter_map(decode_write).collect();
-        if writes.len() != m.updates.len() {
+        if m.updates.iter().any(|u| decode_write(u).is_none()) {
             self.fail(format!(
                 "decree {} holds an update that does not decode",
                 m.decree
             ));
-            return;
-        }
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        let Some(store) = node.store.as_ref() else {
-            return;
-        };
-        let responses = match store.apply(m.decree, m.timestamp_us, &writes) {
-            Ok(r) => r,
-            Err(e) => {
-                let what = format!("{id} cannot apply decree {}: {e}", m.decree);
-                self.fail(what);
-                return;
-            }
-        };
-        let ids: Vec<u64> = clients
-            .iter()
-            .filter_map(|c| node.client_of.remove(c))
-            .collect();
-        for (op, resp) in ids.into_iter().zip(responses) {
-            let result = match resp {
-                WriteResponse::Update(r) if r.error == 0 => Some(OpResult::Written),
-                WriteResponse::Incr(r) if r.error == 0 => Some(OpResult::Incr(r.new_value)),
-                WriteResponse::CheckAndSet(r) if r.error == 0 => Some(OpResult::Cas(true)),
-                WriteResponse::CheckAndSet(r) if r.error == 13 => Some(OpResult::Cas(false)),
-                _ => None,
-            };
-            self.send(
-                Addr::Node(id),
-                Addr::Client(0),
-                Msg::ClientReply {
-                    op,
-                    result,
-                    definite_failure: false,
-                },
-            );
         }
     }
 
@@ -818,17 +789,17 @@ impl Sim {
     fn on_client_request(&mut self, id: NodeId, op: u64, request: ClientOp) {
         let local = self.local_time(id);
         let planted = self.opts.planted;
-        let Some(node) = self.nodes.get_mut(&id) else {
+        let Some(driver) = self.nodes.get(&id).and_then(|n| n.driver.as_ref()) else {
             return;
         };
-        let (Some(replica), Some(store)) = (node.replica.as_mut(), node.store.as_ref()) else {
-            return;
-        };
+        let store = driver.store();
         match request {
             ClientOp::Get(key) => {
+                // Reads go through the read gate the driver publishes, as on the server.
+                let view = driver.host().view;
                 let allowed = match planted {
-                    Some(PlantedBug::ReadsWithoutLease) => replica.status() == Status::Primary,
-                    Some(PlantedBug::UptimeAsWallClock) | None => replica.can_read(local).is_ok(),
+                    Some(PlantedBug::ReadsWithoutLease) => view.status == Status::Primary,
+                    Some(PlantedBug::UptimeAsWallClock) | None => local < view.read_until_ms,
                 };
                 let reply = if allowed {
                     let r = store.get(&key_bytes(key));
@@ -880,9 +851,8 @@ impl Sim {
                     }),
                     OpKind::Get => return,
                 };
-                node.client_of.insert(op, op);
                 let update = encode_write(&req);
-                self.deliver_to_node(id, Event::ClientWrite { id: op, update });
+                self.round(id, vec![DriverInput::Write { update, reply: op }]);
             }
         }
     }
@@ -1257,16 +1227,16 @@ impl Sim {
     pub fn status_of(&self, node: NodeId) -> Option<Status> {
         self.nodes
             .get(&node)
-            .and_then(|n| n.replica.as_ref())
-            .map(Replica::status)
+            .and_then(|n| n.driver.as_ref())
+            .map(|d| d.core().status())
     }
 
     /// A node's committed decree.
     pub fn committed_of(&self, node: NodeId) -> Option<Decree> {
         self.nodes
             .get(&node)
-            .and_then(|n| n.replica.as_ref())
-            .map(Replica::last_committed)
+            .and_then(|n| n.driver.as_ref())
+            .map(|d| d.core().last_committed())
     }
 
     /// Drops every message for which `rule(from, to, kind)` is true (`None` is meta or a
@@ -1298,12 +1268,8 @@ impl Sim {
             return false;
         }
         n.up = false;
-        n.replica = None;
-        if let Some(store) = n.store.take() {
-            store.into_engine().crash();
-        }
-        n.log = None;
         n.fs.crash(mode);
+        self.stop_replica(node);
         true
     }
 
@@ -1336,25 +1302,9 @@ impl Sim {
                 }
                 let up = self.nodes.get(&id).is_some_and(|n| n.up);
                 if up {
-                    let now_ms = self.local_time(id);
-                    let wall_us = if self.opts.planted == Some(PlantedBug::UptimeAsWallClock) {
-                        now_ms * 1000
-                    } else {
-                        self.wall_us(id)
-                    };
-                    self.deliver_to_node(id, Event::Tick { now_ms, wall_us });
-                    if self.rng.chance(50) {
-                        // Storage flushes now and then (RocksDB's memtable flush); the log can
-                        // then be trimmed.
-                        if let Some(n) = self.nodes.get_mut(&id) {
-                            if let (Some(store), Some(log)) = (n.store.as_ref(), n.log.as_mut()) {
-                                let _ = store.engine().flush();
-                                if let Ok(d) = store.engine().durable_decree() {
-                                    let _ = log.gc(d);
-                                }
-                            }
-                        }
-                    }
+                    // A round with no input: the driver ticks the core, and flushes the
+                    // store and trims the log when that is due.
+                    self.round(id, Vec::new());
                 }
                 let t = self.now + TICK_MS;
                 self.at(t, Ev::Tick(id));
@@ -1369,11 +1319,11 @@ impl Sim {
                     let info = self
                         .nodes
                         .get(&id)
-                        .and_then(|n| n.replica.as_ref())
-                        .map(|r| ReplicaInfo {
-                            ballot: r.data_ballot(),
-                            last_committed: r.last_committed(),
-                            last_prepared: r.last_prepared(),
+                        .and_then(|n| n.driver.as_ref())
+                        .map(|d| ReplicaInfo {
+                            ballot: d.core().data_ballot(),
+                            last_committed: d.core().last_committed(),
+                            last_prepared: d.core().last_prepared(),
                         });
                     let sent_local_ms = self.local_time(id);
                     self.send(
@@ -1388,20 +1338,23 @@ impl Sim {
                 let t = self.now + BEACON_MS;
                 self.at(t, Ev::Beacon(id));
             }
-            Ev::FlushLog(id) => {
+            Ev::Fetched(id, incarnation, cp) => {
                 if let Some(until) = self.paused(id) {
-                    self.at(until, Ev::FlushLog(id));
+                    self.at(until, Ev::Fetched(id, incarnation, cp));
                     return;
                 }
-                let Some(n) = self.nodes.get_mut(&id) else {
-                    return;
-                };
-                n.flush_scheduled = false;
-                let Some(log) = n.log.as_mut() else { return };
-                let appended = n.appended;
-                match log.flush() {
-                    Ok(_) => self.deliver_to_node(id, Event::LogFlushed { appended }),
-                    Err(_) => self.deliver_to_node(id, Event::LocalError),
+                let current = self
+                    .nodes
+                    .get(&id)
+                    .is_some_and(|n| n.up && n.incarnation == incarnation);
+                if current {
+                    self.round(
+                        id,
+                        vec![DriverInput::CheckpointFetched {
+                            decree: cp.decree,
+                            staged: cp.data,
+                        }],
+                    );
                 }
             }
             Ev::Deliver { from, to, msg } => match to {
@@ -1464,10 +1417,9 @@ impl Sim {
         for key in 0..self.opts.keys {
             let value = primary.and_then(|p| {
                 let local = self.local_time(p);
-                let node = self.nodes.get(&p)?;
-                let replica = node.replica.as_ref()?;
-                replica.can_read(local).ok()?;
-                let r = node.store.as_ref()?.get(&key_bytes(key));
+                let driver = self.nodes.get(&p)?.driver.as_ref()?;
+                (local < driver.host().view.read_until_ms).then_some(())?;
+                let r = driver.store().get(&key_bytes(key));
                 Some(if r.error == 0 {
                     parse_int(&r.value)
                 } else {

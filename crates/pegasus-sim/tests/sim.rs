@@ -40,6 +40,19 @@ fn a_thousand_faulty_seeds_hold_every_invariant() {
     assert!(ops > 1_000_000, "{ops} ops");
 }
 
+/// Seed 1412 is the first the simulator failed once it ran the replica server's own
+/// driver: a primary that had installed a learned checkpoint still held older log records,
+/// so its log ran 169..171 and then 188..; a learner from 168 was sent that log instead of a
+/// checkpoint, committed 171 and waited for 172 until the end. It must heal now.
+#[test]
+fn a_learner_is_never_sent_a_log_with_a_hole() {
+    let r = run_seed(SimOptions {
+        seed: 1412,
+        ..SimOptions::default()
+    });
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let opts = SimOptions {

@@ -612,8 +612,16 @@ fn init_logs(cli: &Cli) -> anyhow::Result<()> {
     let filter = match &cli.log_level {
         Some(level) => tracing_subscriber::EnvFilter::try_new(level)
             .map_err(|e| anyhow::anyhow!("--log-level {level:?}: {e}"))?,
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            // The simulator runs the replica server's own driver for thousands of seeds:
+            // its per-replica logs would drown the report (`--trace` shows what happened).
+            let default = if matches!(cli.command, Command::Sim(_)) {
+                "error,pegasus_replica=off"
+            } else {
+                "info,openraft=warn"
+            };
+            tracing_subscriber::EnvFilter::new(default)
+        }),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match &cli.log_file {

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::layout::{self, InitInfo};
 use super::Ctx;
-use crate::core::{Checkpoint, PeerMessage, Replica, Status};
+use crate::core::{Checkpoint, PeerMessage, Status};
 use crate::driver::{self, DriverConfig, Host, PartitionDriver, View};
 use crate::fs::{StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
@@ -202,7 +202,6 @@ pub fn open(
     }
     let engine = RocksEngine::open(&ctx.env, &dir.join(&init.data)).map_err(storage_error)?;
     let store = Arc::new(PartitionStore::new(engine, ctx.clock.clone(), ctx.limits));
-    let committed = store.last_applied_decree();
     let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(WithFailPoints(StdFs));
     let (log, replayed, report) = MutationLog::open(
         fs,
@@ -213,18 +212,14 @@ pub fn open(
         },
     )
     .map_err(log_error)?;
-    let mut core = Replica::new(ctx.me, ctx.opts, init.config.clone(), committed, replayed);
-    core.observe_timestamp(store.engine().applied_state().write_time_us);
-    if init.fresh {
-        core.mark_fresh();
-    }
-    if report.truncated_bytes > 0 {
-        tracing::warn!(
-            "replica {gpid:?}: cut {} bytes of torn mutation-log tail",
-            report.truncated_bytes
-        );
-        core.mark_torn_tail();
-    }
+    let core = driver::open_core(
+        ctx.me,
+        ctx.opts,
+        &init,
+        &store,
+        replayed,
+        report.truncated_bytes,
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         gpid,

@@ -1,0 +1,202 @@
+//! The simulator's [`Host`] for a replica's [`PartitionDriver`](pegasus_replica::driver):
+//! the same driver the replica server runs, on the memory engine and `MemFs`. What the
+//! driver asks of the outside world is recorded as [`Effect`]s, which the simulator carries
+//! out after the round (through its lossy network, its meta, its clients and its checks).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
+use pegasus_core::ids::{Decree, Gpid};
+use pegasus_core::time::Clock;
+use pegasus_fs::{FileSystem, MemFs};
+use pegasus_replica::core::{Checkpoint, PeerMessage, Status};
+use pegasus_replica::driver::{Host, InitInfo, View, WriteResult};
+use pegasus_replica::Mutation;
+use pegasus_storage::{MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine};
+
+/// Where a simulated replica keeps `init.json` on its node's `MemFs`.
+pub const INIT_PATH: &str = "/init.json";
+
+/// What the driver asked for during a round, carried out by the simulator afterwards.
+#[derive(Debug)]
+pub enum Effect {
+    /// A message to a peer replica.
+    Send(NodeId, PeerMessage),
+    /// A configuration change request to meta.
+    RequestConfig {
+        /// The change.
+        kind: ConfigType,
+        /// The node it is about.
+        node: NodeId,
+        /// The configuration wanted.
+        config: PartitionConfig,
+    },
+    /// The answer to a client write (the client's operation id).
+    Reply(u64, WriteResult),
+    /// Fetch a learned checkpoint (its image travels in the checkpoint itself).
+    Fetch(Checkpoint),
+    /// The core committed a mutation in this status (for the invariant checks).
+    Committed(Mutation, Status),
+}
+
+/// One simulated node's side of its replica's driver.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds a clock and disks; the simulator's trace is the debug view"
+)]
+pub struct SimHost {
+    pub(crate) gpid: Gpid,
+    /// The node's local monotonic time for this round, ms.
+    pub(crate) now_ms: u64,
+    /// The node's wall clock for this round, Unix µs (the planted uptime bug sets it).
+    pub(crate) wall_us: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) fs: MemFs,
+    /// The disk the store serves from.
+    pub(crate) disk: MemoryDisk,
+    /// A learned checkpoint's disk between its open and its install.
+    staged_disk: Option<MemoryDisk>,
+    /// The last view published (the read gate).
+    pub(crate) view: View,
+    pub(crate) effects: Vec<Effect>,
+}
+
+impl SimHost {
+    /// A host for the replica of `gpid` on a node whose files are `fs` and `disk`.
+    pub fn new(gpid: Gpid, clock: Arc<dyn Clock>, fs: MemFs, disk: MemoryDisk, view: View) -> Self {
+        Self {
+            gpid,
+            now_ms: 0,
+            wall_us: 0,
+            clock,
+            fs,
+            disk,
+            staged_disk: None,
+            view,
+            effects: Vec::new(),
+        }
+    }
+
+    /// `init.json`, if the node has one.
+    pub fn read_init(fs: &MemFs) -> Option<InitInfo> {
+        let bytes = fs.read(Path::new(INIT_PATH)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+impl Host for SimHost {
+    type Engine = MemoryEngine;
+    type Reply = u64;
+    type Staged = Bytes;
+
+    fn gpid(&self) -> Gpid {
+        self.gpid
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn wall_us(&self) -> u64 {
+        self.wall_us
+    }
+
+    fn send(&mut self, to: NodeId, msg: PeerMessage) {
+        self.effects.push(Effect::Send(to, msg));
+    }
+
+    fn request_config(&mut self, kind: ConfigType, node: NodeId, config: PartitionConfig) {
+        self.effects
+            .push(Effect::RequestConfig { kind, node, config });
+    }
+
+    fn reply(&mut self, to: u64, result: WriteResult) {
+        self.effects.push(Effect::Reply(to, result));
+    }
+
+    fn publish(&mut self, view: View, lower_only: bool) {
+        if lower_only {
+            self.view.read_until_ms = self.view.read_until_ms.min(view.read_until_ms);
+        } else {
+            self.view = view;
+        }
+    }
+
+    fn refuses_writes(&mut self, _secondaries: &[NodeId]) -> bool {
+        false
+    }
+
+    fn make_checkpoint(
+        &mut self,
+        store: &PartitionStore<MemoryEngine>,
+    ) -> std::io::Result<Checkpoint> {
+        let engine = store.engine();
+        Ok(Checkpoint {
+            decree: store.last_applied_decree(),
+            timestamp_us: engine.applied_state().write_time_us,
+            data: Bytes::from(engine.export_image()),
+        })
+    }
+
+    fn fetch_checkpoint(&mut self, cp: Checkpoint) {
+        self.effects.push(Effect::Fetch(cp));
+    }
+
+    fn open_checkpoint(
+        &mut self,
+        decree: Decree,
+        staged: Bytes,
+    ) -> std::io::Result<(MemoryEngine, String)> {
+        let disk = MemoryEngine::import_image(&staged).map_err(std::io::Error::other)?;
+        let engine = MemoryEngine::open(disk.clone(), self.clock.clone());
+        engine.flush().map_err(std::io::Error::other)?;
+        self.staged_disk = Some(disk);
+        Ok((engine, format!("data.{decree}")))
+    }
+
+    fn store(&self, engine: MemoryEngine) -> PartitionStore<MemoryEngine> {
+        PartitionStore::new(engine, self.clock.clone(), ReadLimits::default())
+    }
+
+    fn store_replaced(
+        &mut self,
+        _new: &Arc<PartitionStore<MemoryEngine>>,
+        _old: Arc<PartitionStore<MemoryEngine>>,
+        _old_data: String,
+    ) {
+        if let Some(disk) = self.staged_disk.take() {
+            self.disk = disk;
+        }
+    }
+
+    fn write_init(&mut self, info: &InitInfo) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(info).map_err(std::io::Error::other)?;
+        self.fs.write_atomic(Path::new(INIT_PATH), &bytes)
+    }
+
+    fn housekeeping(
+        &mut self,
+        _store: &Arc<PartitionStore<MemoryEngine>>,
+        _app: &pegasus_control::AppSummary,
+    ) {
+    }
+
+    fn app_changed(
+        &mut self,
+        _store: &Arc<PartitionStore<MemoryEngine>>,
+        _app: &pegasus_control::AppSummary,
+    ) {
+    }
+
+    fn record_storage(&mut self, _store: &PartitionStore<MemoryEngine>) {}
+
+    fn is_transient(&self, e: &std::io::Error) -> bool {
+        pegasus_storage::error::is_resource_exhaustion(e)
+    }
+
+    fn committed(&mut self, m: &Mutation, status: Status) {
+        self.effects.push(Effect::Committed(m.clone(), status));
+    }
+}
