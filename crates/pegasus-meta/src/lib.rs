@@ -6,6 +6,8 @@
 //!   server run the same code.
 //! * [`state`]: the replicated cluster state (tables, partitions, nodes, function level) and
 //!   the deterministic commands that change it.
+//! * [`detector`]: failure detection from beacons, sans-IO (alive, newly dead, the grace
+//!   rule); the simulator runs it too.
 //! * [`envs`]: table env validation.
 //! * [`raft`]: openraft glue — durable log, snapshots, the network between meta servers.
 //! * [`server`]: the meta server process: the client-facing meta RPCs, failure detection
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod detector;
 pub mod envs;
 pub mod guardian;
 pub use pegasus_control as protocol;

@@ -40,6 +40,7 @@ use pegasus_rpc::{Handler, NetworkConfig, ServerOptions, Session, SessionPool};
 use tokio::task::JoinHandle;
 
 use crate::config::MetaServerConfig;
+use crate::detector::FailureDetector;
 use crate::envs;
 use crate::guardian::{self, ClusterView, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo};
 use crate::protocol::{
@@ -105,12 +106,10 @@ struct NodeStart {
 
 #[derive(Debug, Default)]
 struct Fd {
-    /// When this meta became leader (None while not leader).
-    term_start: Option<Instant>,
-    last_beacon: HashMap<NodeId, Instant>,
+    /// Beacons, the alive and the dead (ms since the server's `epoch`).
+    detector: FailureDetector,
     reports: HashMap<NodeId, Vec<ReplicaReport>>,
     starts: HashMap<NodeId, NodeStart>,
-    dead: BTreeSet<NodeId>,
     sent: HashMap<Gpid, (Ballot, ConfigType, NodeId, Instant)>,
     registering: HashSet<NodeId>,
     /// Each node's last disk report (forgotten when it is declared dead or restarts).
@@ -129,6 +128,8 @@ pub struct MetaServer {
     config: MetaServerConfig,
     fd_config: FailureDetectorConfig,
     fd: Mutex<Fd>,
+    /// Time zero of the failure detector's milliseconds.
+    epoch: Instant,
     sessions: SessionPool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -145,6 +146,15 @@ impl std::fmt::Debug for MetaServer {
 /// Wall-clock time for the stamps in commands (create / drop / expire times).
 fn now_ms() -> u64 {
     SystemClock.now_micros() / 1000
+}
+
+impl Fd {
+    fn new(grace_ms: u64) -> Self {
+        Self {
+            detector: FailureDetector::new(grace_ms),
+            ..Self::default()
+        }
+    }
 }
 
 fn elapsed_ms(since: Instant, now: Instant) -> u64 {
@@ -337,7 +347,8 @@ impl MetaServer {
             state,
             config: opts.config,
             fd_config: opts.fd,
-            fd: Mutex::new(Fd::default()),
+            fd: Mutex::new(Fd::new(opts.fd.fd_grace_ms)),
+            epoch: Instant::now(),
             sessions: SessionPool::new(pegasus_proto::DEFAULT_MAX_FRAME),
             tasks: Mutex::new(Vec::new()),
         });
@@ -435,14 +446,14 @@ impl MetaServer {
         }
     }
 
+    /// `t` as the failure detector's milliseconds.
+    fn ms(&self, t: Instant) -> u64 {
+        elapsed_ms(self.epoch, t)
+    }
+
     /// Nodes that beaconed this leader within the grace period and are not held back.
     fn alive_nodes(&self, now: Instant) -> BTreeSet<NodeId> {
-        let fd = self.fd();
-        fd.last_beacon
-            .iter()
-            .filter(|(_, t)| elapsed_ms(**t, now) <= self.fd_config.fd_grace_ms)
-            .map(|(n, _)| *n)
-            .collect()
+        self.fd().detector.alive(self.ms(now))
     }
 
     /// Alive nodes whose last disk report says insufficient.
@@ -1067,13 +1078,9 @@ impl MetaServer {
         }
         let register = {
             let mut fd = self.fd();
-            // Beacons finish their quorum check out of order: never move the last arrival
-            // back, or meta could declare a node dead while a later ack's lease holds.
-            let last = fd.last_beacon.entry(b.node).or_insert(arrived);
-            *last = (*last).max(arrived);
+            fd.detector.beacon(b.node, self.ms(arrived));
             fd.reports.insert(b.node, b.replicas);
             fd.disks.insert(b.node, b.disk);
-            fd.dead.remove(&b.node);
             let known = self.read(|s| s.nodes.contains(&b.node));
             !known && fd.registering.insert(b.node)
         };
@@ -1213,10 +1220,7 @@ impl MetaServer {
     /// One round of failure detection and curing (leader only).
     async fn tick(&self) {
         let now = Instant::now();
-        let term_start = {
-            let mut fd = self.fd();
-            *fd.term_start.get_or_insert(now)
-        };
+        self.fd().detector.start_term(self.ms(now));
         // Purge dropped tables past their reserve time.
         let wall = now_ms();
         let expired: Vec<i32> = self.read(|s| {
@@ -1237,24 +1241,10 @@ impl MetaServer {
         // Failure detection: no beacon within the grace period since this leader started.
         let newly_dead: Vec<NodeId> = {
             let nodes = self.read(|s| s.nodes.clone());
+            let now_ms = self.ms(now);
             let mut fd = self.fd();
-            let grace = self.fd_config.fd_grace_ms;
-            let dead: Vec<NodeId> = nodes
-                .into_iter()
-                .filter(|n| !fd.dead.contains(n))
-                .filter(|n| {
-                    let last = fd
-                        .last_beacon
-                        .get(n)
-                        .copied()
-                        .unwrap_or(term_start)
-                        .max(term_start);
-                    elapsed_ms(last, now) > grace
-                })
-                .collect();
+            let dead = fd.detector.check(nodes, now_ms);
             for n in &dead {
-                fd.dead.insert(*n);
-                fd.last_beacon.remove(n);
                 fd.disks.remove(n);
             }
             dead
@@ -1338,7 +1328,7 @@ impl MetaServer {
     /// Drops dead primaries (meta writes the change itself) and asks primaries to drop dead
     /// secondaries. Level-triggered: runs every tick until the configuration reflects it.
     async fn handle_dead_members(&self, now: Instant) {
-        let dead = self.fd().dead.clone();
+        let dead = self.fd().detector.dead().clone();
         if dead.is_empty() {
             return;
         }
@@ -1524,9 +1514,9 @@ async fn leader_loop(server: std::sync::Weak<MetaServer>) {
             s.tick().await;
         } else {
             let mut fd = s.fd();
-            if fd.term_start.is_some() {
+            if fd.detector.in_term() {
                 // Lost leadership: forget the soft state; the next term starts afresh.
-                *fd = Fd::default();
+                *fd = Fd::new(s.fd_config.fd_grace_ms);
             }
         }
         drop(s);

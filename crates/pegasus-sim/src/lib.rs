@@ -30,6 +30,7 @@ use pegasus_core::key::encode_key;
 use pegasus_core::rrdb::{CasCheckType, CheckAndSetRequest, IncrRequest, UpdateRequest};
 use pegasus_core::time::{Clock, ManualClock};
 use pegasus_fs::{CrashMode, FileSystem, MemFs};
+use pegasus_meta::detector::FailureDetector;
 use pegasus_meta::guardian::{
     self, ClusterView, ConfigUpdate, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo,
     UpdateOutcome,
@@ -240,10 +241,10 @@ pub struct Sim {
     events: Vec<Option<Ev>>,
     nodes: BTreeMap<NodeId, Node>,
     meta_config: PartitionConfig,
-    meta_last_beacon: BTreeMap<NodeId, u64>,
+    /// Meta's failure detector: the meta server's own (`pegasus_meta::detector`).
+    meta_fd: FailureDetector,
     /// Each client's cached idea of the primary.
     client_routes: BTreeMap<u64, NodeId>,
-    meta_dead: BTreeSet<NodeId>,
     meta_drop_times: BTreeMap<NodeId, u64>,
     meta_info: BTreeMap<NodeId, ReplicaInfo>,
     partitioned: BTreeSet<NodeId>,
@@ -340,9 +341,13 @@ impl Sim {
             events: Vec::new(),
             nodes,
             meta_config,
-            meta_last_beacon: BTreeMap::new(),
+            meta_fd: {
+                // One meta, leader from the start.
+                let mut fd = FailureDetector::new(GRACE_MS);
+                fd.start_term(0);
+                fd
+            },
             client_routes: BTreeMap::new(),
-            meta_dead: BTreeSet::new(),
             meta_drop_times: BTreeMap::new(),
             meta_info: BTreeMap::new(),
             partitioned: BTreeSet::new(),
@@ -866,13 +871,9 @@ impl Sim {
                 sent_local_ms,
                 info,
             } => {
-                self.meta_last_beacon.insert(node, self.now);
+                self.meta_fd.beacon(node, self.now);
                 if let Some(i) = info {
                     self.meta_info.insert(node, i);
-                }
-                if self.meta_dead.contains(&node) {
-                    // A dead node comes back only after meta has dealt with its death.
-                    self.meta_dead.remove(&node);
                 }
                 self.send(
                     Addr::Meta,
@@ -927,20 +928,9 @@ impl Sim {
 
     fn meta_tick(&mut self) {
         // Failure detection: no beacon within the grace period.
-        let dead: Vec<NodeId> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|n| {
-                !self.meta_dead.contains(n)
-                    && self
-                        .now
-                        .saturating_sub(self.meta_last_beacon.get(n).copied().unwrap_or(0))
-                        > GRACE_MS
-            })
-            .collect();
+        let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let dead = self.meta_fd.check(nodes, self.now);
         for n in dead {
-            self.meta_dead.insert(n);
             self.trace(|| format!("meta declares {n} dead"));
             match guardian::on_node_dead(&self.meta_config, n) {
                 DeadNodeAction::Write(next) => self.meta_write(next),
@@ -957,12 +947,7 @@ impl Sim {
                 DeadNodeAction::Nothing => {}
             }
         }
-        let alive: BTreeSet<NodeId> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|n| !self.meta_dead.contains(n) && self.meta_last_beacon.contains_key(n))
-            .collect();
+        let alive = self.meta_fd.alive(self.now);
         let view = ClusterView {
             alive,
             now_ms: self.now,
