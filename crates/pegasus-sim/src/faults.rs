@@ -4,6 +4,23 @@
 use super::*;
 
 impl Sim {
+    /// Crashes a running node with a torn tail of a random share of its unsynced bytes and
+    /// schedules its restart 0.5–6 s later. False if it was not up.
+    fn crash_and_restart_later(&mut self, id: NodeId) -> bool {
+        let tear = self.rng.below(1001) as u16;
+        let crashed = self.crash_with(
+            id,
+            CrashMode::TearUnsynced {
+                keep_permille: tear,
+            },
+        );
+        if crashed {
+            let back = self.now + self.rng.range(500, 6_000);
+            self.at(back, Ev::Restart(id));
+        }
+        crashed
+    }
+
     pub(crate) fn inject_fault(&mut self) {
         if !self.faults_on || self.now >= self.opts.fault_ms {
             return;
@@ -18,32 +35,13 @@ impl Sim {
                 // Power loss everywhere at once: every node loses or tears what it had not
                 // synced, and comes back after its own delay.
                 for id in ids {
-                    let tear = self.rng.below(1001) as u16;
-                    if self.crash_with(
-                        id,
-                        CrashMode::TearUnsynced {
-                            keep_permille: tear,
-                        },
-                    ) {
-                        let back = self.now + self.rng.range(500, 6_000);
-                        self.at(back, Ev::Restart(id));
-                    }
+                    self.crash_and_restart_later(id);
                 }
                 self.trace(|| "power loss on every node".to_string());
             }
-            0 => {
-                // Crash: unsynced bytes are lost or torn; storage loses what it did not flush.
-                let tear = self.rng.below(1001) as u16;
-                if self.crash_with(
-                    victim,
-                    CrashMode::TearUnsynced {
-                        keep_permille: tear,
-                    },
-                ) {
-                    let back = self.now + self.rng.range(500, 6_000);
-                    self.trace(|| format!("crash {victim}"));
-                    self.at(back, Ev::Restart(victim));
-                }
+            // Crash: unsynced bytes are lost or torn; storage loses what it did not flush.
+            0 if self.crash_and_restart_later(victim) => {
+                self.trace(|| format!("crash {victim}"));
             }
             1 => {
                 // Pause longer than the lease, sometimes longer than the grace period.
