@@ -4,6 +4,8 @@
 //!   replica-initiated updates, the reaction to dead nodes, and the cure rules that decide the
 //!   next configuration change of an unhealthy partition. The simulator and the real meta
 //!   server run the same code.
+//! * [`pass`]: one guardian pass over the whole cluster, sans-IO (dead members, the cure of
+//!   every partition with load counted as it goes, proposal re-sends); the simulator runs it.
 //! * [`state`]: the replicated cluster state (tables, partitions, nodes, function level) and
 //!   the deterministic commands that change it.
 //! * [`detector`]: failure detection from beacons, sans-IO (alive, newly dead, the grace
@@ -20,6 +22,7 @@ pub mod config;
 pub mod detector;
 pub mod envs;
 pub mod guardian;
+pub mod pass;
 pub use pegasus_control as protocol;
 pub mod raft;
 pub mod server;

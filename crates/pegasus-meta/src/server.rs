@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
 use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
-use pegasus_core::ids::{Ballot, Gpid};
+use pegasus_core::ids::Gpid;
 use pegasus_core::time::{Clock, SystemClock};
 use pegasus_proto::codec::WireEnum;
 use pegasus_proto::frame::{RequestFrame, ResponseFrame};
@@ -42,7 +42,8 @@ use tokio::task::JoinHandle;
 use crate::config::MetaServerConfig;
 use crate::detector::FailureDetector;
 use crate::envs;
-use crate::guardian::{self, ClusterView, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo};
+use crate::guardian::{self, ClusterView, GuardianOptions, ReplicaInfo};
+use crate::pass::{self, Action, NodesView, PartitionView, Proposals};
 use crate::protocol::{
     addr_of, names, AppSummary, Beacon, BeaconAck, ConfigSyncRequest, ConfigSyncResponse,
     DiskReport, FailureDetectorConfig, Proposal, ReplicaReport, SyncedPartition,
@@ -110,7 +111,8 @@ struct Fd {
     detector: FailureDetector,
     reports: HashMap<NodeId, Vec<ReplicaReport>>,
     starts: HashMap<NodeId, NodeStart>,
-    sent: HashMap<Gpid, (Ballot, ConfigType, NodeId, Instant)>,
+    /// Proposals sent (re-sent only when due).
+    proposals: Proposals,
     registering: HashSet<NodeId>,
     /// Each node's last disk report (forgotten when it is declared dead or restarts).
     disks: HashMap<NodeId, DiskReport>,
@@ -152,6 +154,7 @@ impl Fd {
     fn new(grace_ms: u64) -> Self {
         Self {
             detector: FailureDetector::new(grace_ms),
+            proposals: Proposals::new(PROPOSAL_RESEND_MS),
             ..Self::default()
         }
     }
@@ -1263,7 +1266,7 @@ impl MetaServer {
             self.handle_dead_members(now).await;
         }
         if level >= LEVEL_STEADY {
-            self.cure_all(now);
+            self.cure_all(now).await;
         }
     }
 
@@ -1340,41 +1343,46 @@ impl MetaServer {
                 .filter(|pc| pc.members().iter().any(|m| dead.contains(m)))
                 .collect()
         });
-        for pc in affected {
-            let Some(node) = pc.members().into_iter().find(|m| dead.contains(m)) else {
-                continue;
-            };
-            match guardian::on_node_dead(&pc, node) {
-                DeadNodeAction::Write(next) => {
-                    let before = pc.members();
-                    match self
-                        .write(Command::WritePartition {
-                            expected_ballot: pc.ballot,
-                            next,
-                            now_ms: now_ms(),
-                        })
-                        .await
-                    {
-                        Ok(Ok(Reply::Partition(written))) => {
-                            metrics::counter!("pegasus_meta_failovers_total").increment(1);
-                            tracing::info!(
-                                "partition {:?}: dead primary dropped, ballot {}",
-                                written.gpid,
-                                written.ballot
-                            );
-                            self.push_config(
-                                &written,
-                                before.into_iter().filter(|n| !dead.contains(n)),
-                            );
-                        }
-                        other => tracing::debug!("dropping a dead primary: {other:?}"),
+        for action in pass::dead_members(&affected, &dead) {
+            self.carry_out(action, now).await;
+        }
+    }
+
+    /// Carries out one decision of the guardian pass.
+    async fn carry_out(&self, action: Action, now: Instant) {
+        match action {
+            Action::Write {
+                expected_ballot,
+                next,
+                notify,
+            } => {
+                match self
+                    .write(Command::WritePartition {
+                        expected_ballot,
+                        next,
+                        now_ms: now_ms(),
+                    })
+                    .await
+                {
+                    Ok(Ok(Reply::Partition(written))) => {
+                        metrics::counter!("pegasus_meta_failovers_total").increment(1);
+                        tracing::info!(
+                            "partition {:?}: dead primary dropped, ballot {}",
+                            written.gpid,
+                            written.ballot
+                        );
+                        self.push_config(&written, notify);
                     }
+                    other => tracing::debug!("dropping a dead primary: {other:?}"),
                 }
-                DeadNodeAction::Propose { target, node } => {
-                    self.propose(&pc, target, ConfigType::DowngradeToInactive, node, now);
-                }
-                DeadNodeAction::Nothing => {}
             }
+            Action::Propose {
+                config,
+                target,
+                kind,
+                node,
+            } => self.propose(&config, target, kind, node, now),
+            Action::NeedOperator { gpid, why } => tracing::warn!("partition {gpid:?}: {why}"),
         }
     }
 
@@ -1386,18 +1394,9 @@ impl MetaServer {
         node: NodeId,
         now: Instant,
     ) {
-        {
-            let mut fd = self.fd();
-            if let Some((ballot, k, n, at)) = fd.sent.get(&pc.gpid) {
-                if *ballot == pc.ballot
-                    && *k == kind
-                    && *n == node
-                    && elapsed_ms(*at, now) < PROPOSAL_RESEND_MS
-                {
-                    return;
-                }
-            }
-            fd.sent.insert(pc.gpid, (pc.ballot, kind, node, now));
+        let now_ms = self.ms(now);
+        if !self.fd().proposals.admit(pc, kind, node, now_ms) {
+            return;
         }
         let Some(app) = self.read(|s| s.apps.get(&pc.gpid.app_id).map(summary)) else {
             return;
@@ -1419,11 +1418,9 @@ impl MetaServer {
         );
     }
 
-    fn cure_all(&self, now: Instant) {
-        let alive = self.alive_nodes(now);
-        let disk_insufficient = self.disk_insufficient(now);
+    async fn cure_all(&self, now: Instant) {
         // One snapshot of the reports: which nodes reported, and what each holds.
-        let (reported, reports): (BTreeSet<NodeId>, BTreeMap<(Gpid, NodeId), ReplicaInfo>) = {
+        let (reported, reports) = {
             let fd = self.fd();
             let reported = fd.reports.keys().copied().collect();
             let held = fd
@@ -1444,63 +1441,31 @@ impl MetaServer {
                 .collect();
             (reported, held)
         };
-        let partitions: Vec<(PartitionConfig, BTreeMap<NodeId, u64>)> = self.read(|s| {
+        let nodes = NodesView {
+            alive: self.alive_nodes(now),
+            reported,
+            reports,
+            disk_insufficient: self.disk_insufficient(now),
+            now_ms: now_ms(),
+        };
+        let partitions: Vec<PartitionView> = self.read(|s| {
             s.apps
                 .values()
                 .filter(|a| a.status == AppStatus::Available)
                 .flat_map(|a| {
-                    a.partitions
-                        .iter()
-                        .map(|p| (p.config.clone(), p.drop_ms.clone()))
+                    a.partitions.iter().map(|p| PartitionView {
+                        config: p.config.clone(),
+                        drop_ms: p.drop_ms.clone(),
+                    })
                 })
                 .collect()
         });
-        let mut primaries: BTreeMap<NodeId, usize> = BTreeMap::new();
-        let mut replicas: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for (pc, _) in &partitions {
-            if let Some(p) = pc.primary {
-                *primaries.entry(p).or_default() += 1;
-            }
-            for m in pc.members() {
-                *replicas.entry(m).or_default() += 1;
-            }
-        }
         let opts = GuardianOptions {
             min_2pc_replicas: self.config.mutation_2pc_min_replica_count,
             dropout_delay_ms: self.config.replica_assign_delay_ms_for_dropouts,
         };
-        let wall = now_ms();
-        for (pc, drop_ms) in partitions {
-            let view = ClusterView {
-                alive: alive.clone(),
-                primaries: primaries.clone(),
-                replicas: replicas.clone(),
-                now_ms: wall,
-                drop_time_ms: drop_ms,
-                reported: reported.clone(),
-                disk_insufficient: disk_insufficient.clone(),
-                replica_info: reports
-                    .range((pc.gpid, NodeId(0))..=(pc.gpid, NodeId(u64::MAX)))
-                    .map(|((_, n), i)| (*n, *i))
-                    .collect(),
-            };
-            match guardian::cure(&pc, &view, &opts) {
-                Cure::Propose { target, kind, node } => {
-                    // Count the proposal now so the next partitions spread over other nodes.
-                    if matches!(
-                        kind,
-                        ConfigType::AssignPrimary | ConfigType::UpgradeToPrimary
-                    ) {
-                        *primaries.entry(node).or_default() += 1;
-                    }
-                    if matches!(kind, ConfigType::AssignPrimary | ConfigType::AddSecondary) {
-                        *replicas.entry(node).or_default() += 1;
-                    }
-                    self.propose(&pc, target, kind, node, now);
-                }
-                Cure::NeedOperator(why) => tracing::warn!("partition {:?}: {why}", pc.gpid),
-                Cure::Nothing => {}
-            }
+        for action in pass::cure_all(&partitions, &nodes, &opts) {
+            self.carry_out(action, now).await;
         }
     }
 }

@@ -1,5 +1,7 @@
-//! The clients: closed-loop operations on a few keys (reads, sets, incrs, compare-and-sets)
-//! with timeouts, their routing, and the history the linearizability checker reads.
+//! The clients: closed-loop operations on keys spread over every table (reads, sets, incrs,
+//! compare-and-sets) with timeouts, their routing (a cached primary per partition, asked of
+//! meta again after an error or a timeout), and the history the linearizability checker
+//! reads.
 
 use super::*;
 
@@ -41,10 +43,12 @@ impl Sim {
             invoke: self.now,
             complete: None,
         });
+        let gpid = self.key_gpid.get(key as usize).copied().unwrap_or(FIRST);
         self.pending.insert(
             op,
             PendingOp {
                 client,
+                gpid,
                 index: self.history.len() - 1,
             },
         );
@@ -54,18 +58,18 @@ impl Sim {
         };
         // Like a real client, route by a cached configuration and ask meta again only
         // after an error or a timeout: a deposed primary may still be asked.
-        let target = match self.client_routes.get(&client) {
+        let target = match self.client_routes.get(&(client, gpid)) {
             Some(p) => Some(*p),
-            None => self.meta_config.primary,
+            None => self.meta.configs.get(&gpid).and_then(|c| c.primary),
         };
         if let Some(p) = target {
-            self.client_routes.insert(client, p);
+            self.client_routes.insert((client, gpid), p);
         }
         match target {
             Some(p) => self.send(
                 Addr::Client(client),
                 Addr::Node(p),
-                Msg::ClientRequest { op, request },
+                Msg::ClientRequest { op, gpid, request },
             ),
             None => {
                 let t = self.now + 1;
@@ -104,18 +108,27 @@ impl Sim {
                 }
             }
             None if definite_failure => {
-                self.client_routes.remove(&p.client);
+                self.client_routes.remove(&(p.client, p.gpid));
                 // Definitely not applied: not part of the history.
                 if let Some(h) = self.history.get_mut(p.index) {
                     h.key = u64::MAX;
                 }
             }
             None => {
-                self.client_routes.remove(&p.client);
+                self.client_routes.remove(&(p.client, p.gpid));
                 self.report.unknown += 1;
             }
         }
         let t = self.now + self.rng.range(1, 30);
         self.at(t, Ev::ClientNext(p.client));
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, op: u64) {
+        if let Some(p) = self.pending.remove(&op) {
+            self.client_routes.remove(&(p.client, p.gpid));
+            self.report.unknown += 1;
+            let t = self.now + 1;
+            self.at(t, Ev::ClientNext(p.client));
+        }
     }
 }

@@ -1,22 +1,27 @@
-//! Deterministic simulation of one Pegasus partition: replica nodes hosting the replica
-//! server's own partition driver (`pegasus_replica::driver`) over the in-memory storage
-//! engine and a crash-modelling file system, a meta server running the meta server's
-//! failure detector and guardian (`pegasus-meta`), clients issuing get /
-//! set / check_and_set / incr, and faults: message drop and delay, partitions, crashes that
-//! lose unsynced data, pauses longer than the lease, clock-rate skew, duplicated and
-//! reordered deliveries (random delays reorder messages), and messages that sat in a buffer
-//! through a partition and arrive seconds later. Clients route by a cached configuration and
-//! ask meta again only after an error or a timeout; meta piggybacks the configuration on
-//! only some beacon acknowledgements, as Pegasus's periodic config sync does.
+//! Deterministic simulation of a whole Pegasus cluster: replica servers hosting many
+//! partitions of several tables, each replica the replica server's own partition driver
+//! (`pegasus_replica::driver`) over the in-memory storage engine and a crash-modelling file
+//! system; a meta server running the meta server's failure detector and guardian pass
+//! (`pegasus-meta`), which places every partition and heals it; clients issuing get / set /
+//! check_and_set / incr over many keys routed by hash as Pegasus clients route; and faults:
+//! crashes and power loss that lose or tear unsynced data, pauses longer than the lease,
+//! network partitions between arbitrary sets of nodes and meta, message drop, delay,
+//! duplication and reordering, late deliveries of messages that sat in a buffer through a
+//! cut, clock-rate skew, a disk full (ENOSPC) or out of descriptors (EMFILE) for a while, and
+//! failed checkpoint fetches. Clients route by a cached configuration and ask meta again only
+//! after an error or a timeout; meta piggybacks configurations on only some beacon
+//! acknowledgements, as Pegasus's periodic config sync does.
 //!
 //! One thread, one seeded RNG, virtual time: a seed is a complete, replayable run. Invariants
-//! are checked as the run goes (one committing primary per ballot, committed decrees never
-//! change) and at the end (the client history is linearizable, every acknowledged write is
-//! in the final state, and the partition heals to one primary and two secondaries).
+//! are checked per partition as the run goes (one committing primary per ballot, committed
+//! decrees never change, timestamps increase with decrees and are wall-clock time) and at the
+//! end (every key's history is linearizable, every acknowledged write is in the final state,
+//! and every partition heals to one primary and two secondaries).
 //!
-//! Modules: [`host`] (the driver's host), `nodes` (rounds, effects, restarts, client
-//! requests), `network`, `meta`, `clients`, `faults`, `checks` (invariants); this file
-//! holds the options, the event loop and the final checks.
+//! Modules: [`host`] (the driver's host), `nodes` (replicas opened and closed as the server
+//! does, rounds, effects, client requests), `network`, `meta`, `clients`, `faults`, `checks`
+//! (invariants and the final checks); this file holds the options, the state and the event
+//! loop.
 #![warn(missing_docs)]
 
 mod checks;
@@ -35,17 +40,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pegasus_check::{linearizable, Op, OpKind, OpResult, Verdict};
+use pegasus_control::AppSummary;
 use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
-use pegasus_core::ids::{Decree, Gpid};
-use pegasus_core::key::encode_key;
+use pegasus_core::ids::{partition_for_hash, Decree, Gpid};
+use pegasus_core::key::{encode_key, key_hash};
 use pegasus_core::rrdb::{CasCheckType, CheckAndSetRequest, IncrRequest, UpdateRequest};
 use pegasus_core::time::{Clock, ManualClock};
 use pegasus_fs::{CrashMode, FileSystem, MemFs};
-use pegasus_meta::detector::FailureDetector;
-use pegasus_meta::guardian::{
-    self, ClusterView, ConfigUpdate, Cure, DeadNodeAction, GuardianOptions, ReplicaInfo,
-    UpdateOutcome,
-};
+use pegasus_meta::guardian::{self, ConfigUpdate, GuardianOptions, ReplicaInfo, UpdateOutcome};
+use pegasus_meta::pass::{self, Action, NodesView, PartitionView};
 use pegasus_proto::ErrorCode;
 use pegasus_replica::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
 use pegasus_replica::driver::{
@@ -58,6 +61,7 @@ use pegasus_storage::{
 };
 
 use crate::host::{Effect, SimHost};
+use crate::meta::Meta;
 use crate::rng::Rng;
 use pegasus_replica::update::{decode_write, encode_write};
 
@@ -75,20 +79,25 @@ pub const WALL_OFFSET_MAX_US: u64 = 500_000;
 pub enum PlantedBug {
     /// Serve reads on any node that believes it is primary, without the lease check.
     ReadsWithoutLease,
-    /// Give the replicas their uptime (the tick clock) as the wall clock, as the replica
-    /// server once did: mutation timestamps then sit in 1970 and restart from zero on every
-    /// node.
+    /// The partition driver stamps mutations with the node's uptime (the tick clock)
+    /// instead of its wall clock, as the replica server once did (the driver's
+    /// `plant_uptime_as_wall_clock` switch): timestamps then sit in 1970 and restart from
+    /// zero on every node.
     UptimeAsWallClock,
 }
 
-/// Simulation settings.
+/// Simulation settings. The default is the whole-cluster run; [`SimOptions::one_partition`]
+/// is the single replica group the scripted scenarios use.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     /// The seed.
     pub seed: u64,
-    /// Replica nodes (3 replicas of the partition are placed among them).
+    /// Replica servers.
     pub nodes: u64,
-    /// Registers the clients use.
+    /// The tables, by partition count (each a power of two): table `i` has app id `i + 1`.
+    pub tables: Vec<u32>,
+    /// Keys the clients use, spread over the tables (key `k` in table `k % tables`) and
+    /// routed to a partition by Pegasus's hash.
     pub keys: u64,
     /// Concurrent clients.
     pub clients: u64,
@@ -103,7 +112,7 @@ pub struct SimOptions {
     /// Record a trace of every event.
     pub trace: bool,
     /// Some crashes are power losses of every node at once (matrix row 5): each loses or
-    /// tears what it had not synced. Off, the seeds replay as before.
+    /// tears what it had not synced.
     pub power_loss: bool,
     /// The mutation log does not fsync (Pegasus's default `plog_force_flush = false`),
     /// to measure what a whole-cluster power loss then loses.
@@ -114,9 +123,10 @@ impl Default for SimOptions {
     fn default() -> Self {
         Self {
             seed: 1,
-            nodes: 4,
-            keys: 3,
-            clients: 3,
+            nodes: 5,
+            tables: vec![4, 8],
+            keys: 36,
+            clients: 12,
             fault_ms: 20_000,
             heal_ms: 15_000,
             power_loss: false,
@@ -124,6 +134,20 @@ impl Default for SimOptions {
             faults: true,
             planted: None,
             trace: false,
+        }
+    }
+}
+
+impl SimOptions {
+    /// One partition on four nodes, three keys, three clients: the replica group alone, with
+    /// every fault aimed at it.
+    pub fn one_partition() -> Self {
+        Self {
+            nodes: 4,
+            tables: vec![1],
+            keys: 3,
+            clients: 3,
+            ..Self::default()
         }
     }
 }
@@ -143,6 +167,10 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Checkpoints installed by learners (learning that needed more than cache and log).
     pub checkpoints_installed: u64,
+    /// Partitions in the cluster.
+    pub partitions: u64,
+    /// Most replicas any node hosted at the end.
+    pub max_replicas_per_node: u64,
     /// The event trace, when asked for.
     pub trace: Vec<String>,
 }
@@ -154,6 +182,8 @@ const TICK_MS: u64 = 50;
 const CLIENT_TIMEOUT_MS: u64 = 3_000;
 const META_TICK_MS: u64 = 200;
 const REPLICAS: u32 = 3;
+/// How long meta waits before sending the same proposal again (the meta server's figure).
+const PROPOSAL_RESEND_MS: u64 = 3_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Addr {
@@ -170,16 +200,18 @@ enum ClientOp {
 
 #[derive(Debug, Clone)]
 enum Msg {
-    Peer(PeerMessage),
+    Peer(Gpid, PeerMessage),
+    /// A node's beacon with its full list of replicas.
     Beacon {
         sent_local_ms: u64,
-        info: Option<ReplicaInfo>,
+        replicas: Vec<(Gpid, ReplicaInfo)>,
     },
     BeaconAck {
         sent_local_ms: u64,
     },
     Config(PartitionConfig),
     Proposal {
+        config: PartitionConfig,
         kind: ConfigType,
         node: NodeId,
     },
@@ -188,9 +220,10 @@ enum Msg {
         node: NodeId,
         config: PartitionConfig,
     },
-    ConfigRejected,
+    ConfigRejected(Gpid),
     ClientRequest {
         op: u64,
+        gpid: Gpid,
         request: ClientOp,
     },
     ClientReply {
@@ -209,32 +242,58 @@ enum Ev {
         to: Addr,
         msg: Box<Msg>,
     },
-    /// A learned checkpoint the node's driver asked for has arrived (for the node's
-    /// incarnation then).
-    Fetched(NodeId, u64, Box<Checkpoint>),
+    /// A checkpoint a replica's driver asked for has arrived, or failed to (for the
+    /// replica's incarnation then).
+    Fetched {
+        node: NodeId,
+        gpid: Gpid,
+        incarnation: u64,
+        result: Result<Box<Checkpoint>, String>,
+    },
     MetaTick,
     ClientNext(u64),
     ClientTimeout(u64),
     Fault,
+    /// A crashed node's process starts again.
     Restart(NodeId),
-    Heal,
+    /// One replica reopens in place from its files.
+    Reopen(NodeId, Gpid),
+    /// A network partition heals.
+    Heal(u64),
+    /// A node's disk works again (space freed, descriptors back).
+    DiskBack(NodeId),
+}
+
+/// One replica on a node: its files survive the process; its driver does not.
+struct Replica {
+    /// The replica's directory (the mutation log and `init.json`).
+    fs: MemFs,
+    /// The store's disk.
+    disk: MemoryDisk,
+    /// The replica server's own driver, on the memory engine and `MemFs`; None while
+    /// closed.
+    driver: Option<PartitionDriver<SimHost>>,
+    /// Which opening of a replica this is (unique in the run): a checkpoint fetched for an
+    /// earlier one is dropped.
+    incarnation: u64,
 }
 
 struct Node {
     up: bool,
     paused_until: u64,
-    /// Local clock = virtual time × rate (permille) + offset.
+    /// Local clock = virtual time × rate (permille).
     rate_permille: u64,
-    fs: MemFs,
-    disk: MemoryDisk,
-    /// The replica: the replica server's own driver, on the memory engine and `MemFs`.
-    driver: Option<PartitionDriver<SimHost>>,
-    /// Starts of this node's replica; a checkpoint fetched for an earlier one is dropped.
-    incarnation: u64,
+    replicas: BTreeMap<Gpid, Replica>,
+    /// The node's read lease from its last acknowledged beacon (sent, until), local ms;
+    /// given to replicas opened after it, as the server does.
+    lease: Option<(u64, u64)>,
+    /// An OS error every file operation fails with now (a full disk, no descriptors).
+    disk_error: Option<i32>,
 }
 
 struct PendingOp {
     client: u64,
+    gpid: Gpid,
     index: usize,
 }
 
@@ -251,23 +310,26 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     events: Vec<Option<Ev>>,
     nodes: BTreeMap<NodeId, Node>,
-    meta_config: PartitionConfig,
-    /// Meta's failure detector: the meta server's own (`pegasus_meta::detector`).
-    meta_fd: FailureDetector,
-    /// Each client's cached idea of the primary.
-    client_routes: BTreeMap<u64, NodeId>,
-    meta_drop_times: BTreeMap<NodeId, u64>,
-    meta_info: BTreeMap<NodeId, ReplicaInfo>,
-    partitioned: BTreeSet<NodeId>,
+    /// The tables' facts, by app id.
+    apps: BTreeMap<i32, AppSummary>,
+    /// The partition each key lives in.
+    key_gpid: Vec<Gpid>,
+    meta: Meta,
+    /// Each client's cached idea of each partition's primary.
+    client_routes: BTreeMap<(u64, Gpid), NodeId>,
+    /// Network partitions in force: each cuts its set of endpoints off from the rest.
+    cuts: BTreeMap<u64, BTreeSet<Addr>>,
+    next_cut: u64,
     drop_permille: u64,
     faults_on: bool,
     history: Vec<Op>,
     pending: BTreeMap<u64, PendingOp>,
     next_op: u64,
     next_value: i64,
-    /// Every committed decree's updates and timestamp.
-    committed_content: BTreeMap<Decree, (Vec<Bytes>, u64)>,
-    primary_of_ballot: BTreeMap<i64, NodeId>,
+    next_incarnation: u64,
+    /// Every committed decree's updates and timestamp, per partition.
+    committed_content: BTreeMap<(Gpid, Decree), (Vec<Bytes>, u64)>,
+    primary_of_ballot: BTreeMap<(Gpid, i64), NodeId>,
     report: Report,
     store_clock: ManualClock,
     drop_rule: Option<DropRule>,
@@ -276,13 +338,25 @@ pub struct Sim {
 /// A message filter for scripted scenarios: `(from, to, kind) -> drop?`.
 pub type DropRule = Box<dyn FnMut(Option<NodeId>, Option<NodeId>, &'static str) -> bool>;
 
+fn hash_key(key: u64) -> String {
+    format!("k{key}")
+}
+
 fn key_bytes(key: u64) -> Bytes {
-    Bytes::from(encode_key(format!("k{key}").as_bytes(), b"").unwrap_or_default())
+    Bytes::from(encode_key(hash_key(key).as_bytes(), b"").unwrap_or_default())
 }
 
 fn parse_int(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
+
+/// A partition as the trace names it (`app.pidx`).
+fn g(gpid: Gpid) -> String {
+    format!("{}.{}", gpid.app_id, gpid.pidx)
+}
+
+/// The partition of the first table (the one-partition scenarios' group).
+const FIRST: Gpid = Gpid { app_id: 1, pidx: 0 };
 
 impl Sim {
     /// A simulation of `opts`.
@@ -302,23 +376,54 @@ impl Sim {
                     up: true,
                     paused_until: 0,
                     rate_permille: skew,
-                    fs: MemFs::new(),
-                    disk: MemoryDisk::new(),
-                    driver: None,
-                    incarnation: 0,
+                    replicas: BTreeMap::new(),
+                    lease: None,
+                    disk_error: None,
                 },
             );
         }
-        let meta_config = PartitionConfig {
-            gpid: Gpid::new(1, 0),
-            ballot: 0,
-            max_replica_count: REPLICAS,
-            ..PartitionConfig::default()
-        };
+        let mut apps = BTreeMap::new();
+        let mut configs = BTreeMap::new();
+        for (i, count) in opts.tables.iter().enumerate() {
+            let app_id = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            let count = i32::try_from(*count).unwrap_or(1).max(1);
+            apps.insert(
+                app_id,
+                AppSummary {
+                    app_id,
+                    name: format!("t{app_id}"),
+                    partition_count: count,
+                    envs: BTreeMap::new(),
+                    dropped: false,
+                },
+            );
+            for pidx in 0..count {
+                let gpid = Gpid::new(app_id, pidx);
+                configs.insert(
+                    gpid,
+                    PartitionConfig {
+                        gpid,
+                        ballot: 0,
+                        max_replica_count: REPLICAS,
+                        ..PartitionConfig::default()
+                    },
+                );
+            }
+        }
+        let tables = apps.len().max(1) as u64;
+        let key_gpid = (0..opts.keys)
+            .map(|k| {
+                let app_id = i32::try_from(k % tables + 1).unwrap_or(1);
+                let count = apps.get(&app_id).map_or(1, |a| a.partition_count);
+                let hash = key_hash(hash_key(k).as_bytes(), b"");
+                Gpid::new(app_id, partition_for_hash(hash, count).unwrap_or(0))
+            })
+            .collect();
         let faults_on = opts.faults;
         Self {
             report: Report {
                 seed: opts.seed,
+                partitions: configs.len() as u64,
                 ..Report::default()
             },
             opts,
@@ -328,23 +433,19 @@ impl Sim {
             queue: BinaryHeap::new(),
             events: Vec::new(),
             nodes,
-            meta_config,
-            meta_fd: {
-                // One meta, leader from the start.
-                let mut fd = FailureDetector::new(GRACE_MS);
-                fd.start_term(0);
-                fd
-            },
+            apps,
+            key_gpid,
+            meta: Meta::new(configs),
             client_routes: BTreeMap::new(),
-            meta_drop_times: BTreeMap::new(),
-            meta_info: BTreeMap::new(),
-            partitioned: BTreeSet::new(),
+            cuts: BTreeMap::new(),
+            next_cut: 0,
             drop_permille: 0,
             faults_on,
             history: Vec::new(),
             pending: BTreeMap::new(),
             next_op: 1,
             next_value: 1,
+            next_incarnation: 0,
             committed_content: BTreeMap::new(),
             primary_of_ballot: BTreeMap::new(),
             store_clock: ManualClock::new(SIM_EPOCH_US),
@@ -408,7 +509,6 @@ impl Sim {
     pub fn start(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in &ids {
-            self.start_node(*id);
             let t = self.rng.range(0, TICK_MS);
             self.at(t, Ev::Tick(*id));
             let b = self.rng.range(0, BEACON_MS);
@@ -434,9 +534,7 @@ impl Sim {
             self.now = at;
             self.store_clock.set_micros(SIM_EPOCH_US + at * 1000);
             if self.faults_on && at >= self.opts.fault_ms {
-                self.faults_on = false;
-                self.partitioned.clear();
-                self.drop_permille = 0;
+                self.faults_off();
             }
             let Some(ev) = self.events.get_mut(idx).and_then(Option::take) else {
                 continue;
@@ -451,25 +549,44 @@ impl Sim {
         self.now
     }
 
-    /// Meta's configuration of the partition.
+    /// Meta's configuration of the first table's first partition (the one-partition
+    /// scenarios' group).
     pub fn config(&self) -> &PartitionConfig {
-        &self.meta_config
+        self.config_of(FIRST)
     }
 
-    /// A node's replica status (None while it is down).
+    /// Meta's configuration of `gpid`.
+    ///
+    /// # Panics
+    /// If the cluster has no such partition.
+    #[allow(
+        clippy::panic,
+        reason = "a caller's mistake, in tests of the simulator"
+    )]
+    pub fn config_of(&self, gpid: Gpid) -> &PartitionConfig {
+        self.meta
+            .configs
+            .get(&gpid)
+            .unwrap_or_else(|| panic!("no partition {gpid:?}"))
+    }
+
+    /// Every partition's configuration, as meta holds it.
+    pub fn configs(&self) -> impl Iterator<Item = &PartitionConfig> {
+        self.meta.configs.values()
+    }
+
+    fn driver(&self, node: NodeId, gpid: Gpid) -> Option<&PartitionDriver<SimHost>> {
+        self.nodes.get(&node)?.replicas.get(&gpid)?.driver.as_ref()
+    }
+
+    /// A node's replica status of the first partition (None while it is closed).
     pub fn status_of(&self, node: NodeId) -> Option<Status> {
-        self.nodes
-            .get(&node)
-            .and_then(|n| n.driver.as_ref())
-            .map(|d| d.core().status())
+        self.driver(node, FIRST).map(|d| d.core().status())
     }
 
-    /// A node's committed decree.
+    /// A node's committed decree of the first partition.
     pub fn committed_of(&self, node: NodeId) -> Option<Decree> {
-        self.nodes
-            .get(&node)
-            .and_then(|n| n.driver.as_ref())
-            .map(|d| d.core().last_committed())
+        self.driver(node, FIRST).map(|d| d.core().last_committed())
     }
 
     /// Drops every message for which `rule(from, to, kind)` is true (`None` is meta or a
@@ -478,20 +595,22 @@ impl Sim {
         self.drop_rule = rule;
     }
 
-    /// Makes a node's log writes and syncs fail (or work again).
+    /// Makes the log writes and syncs of a node's current replicas fail (or work again). A
+    /// replica rebuilt after the failure gets a new directory, which works.
     pub fn fail_log_io(&mut self, node: NodeId, fail: bool) {
         if let Some(n) = self.nodes.get(&node) {
-            n.fs.set_fail_io(fail);
+            for r in n.replicas.values() {
+                r.fs.set_fail_io(fail);
+            }
         }
     }
 
     /// Crashes a node now (unsynced log bytes are lost); it stays down until restarted.
     pub fn crash(&mut self, node: NodeId) {
-        // A node already down lost its unsynced bytes when it went down.
         self.crash_with(node, CrashMode::DropUnsynced);
     }
 
-    /// Takes a running node down: its store loses what it did not flush, its files what
+    /// Takes a running node down: its stores lose what they did not flush, its files what
     /// they did not sync (per `mode`). False if it was not up.
     fn crash_with(&mut self, node: NodeId, mode: CrashMode) -> bool {
         let Some(n) = self.nodes.get_mut(&node) else {
@@ -501,8 +620,14 @@ impl Sim {
             return false;
         }
         n.up = false;
-        n.fs.crash(mode);
-        self.stop_replica(node);
+        n.lease = None;
+        let gpids: Vec<Gpid> = n.replicas.keys().copied().collect();
+        for r in n.replicas.values() {
+            r.fs.crash(mode);
+        }
+        for gpid in gpids {
+            self.stop_replica(node, gpid);
+        }
         true
     }
 
@@ -526,77 +651,69 @@ impl Sim {
             .map(|n| n.paused_until)
     }
 
+    fn is_up(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.up)
+    }
+
     fn step(&mut self, ev: Ev) {
+        // A paused node handles nothing until the pause ends.
+        let paused_node = match &ev {
+            Ev::Tick(id) | Ev::Beacon(id) | Ev::Reopen(id, _) => Some(*id),
+            Ev::Fetched { node, .. } => Some(*node),
+            Ev::Deliver {
+                to: Addr::Node(id), ..
+            } => Some(*id),
+            _ => None,
+        };
+        if let Some(until) = paused_node.and_then(|id| self.paused(id)) {
+            self.at(until, ev);
+            return;
+        }
         match ev {
             Ev::Tick(id) => {
-                if let Some(until) = self.paused(id) {
-                    self.at(until, Ev::Tick(id));
-                    return;
-                }
-                let up = self.nodes.get(&id).is_some_and(|n| n.up);
-                if up {
-                    // A round with no input: the driver ticks the core, and flushes the
-                    // store and trims the log when that is due.
-                    self.round(id, Vec::new());
+                if self.is_up(id) {
+                    // A round with no input for each replica: the driver ticks the core,
+                    // and flushes the store and trims the log when that is due.
+                    for gpid in self.open_replicas(id) {
+                        self.round(id, gpid, Vec::new());
+                    }
                 }
                 let t = self.now + TICK_MS;
                 self.at(t, Ev::Tick(id));
             }
             Ev::Beacon(id) => {
-                if let Some(until) = self.paused(id) {
-                    self.at(until, Ev::Beacon(id));
-                    return;
-                }
-                let up = self.nodes.get(&id).is_some_and(|n| n.up);
-                if up {
-                    let info = self
-                        .nodes
-                        .get(&id)
-                        .and_then(|n| n.driver.as_ref())
-                        .map(|d| ReplicaInfo {
-                            ballot: d.core().data_ballot(),
-                            last_committed: d.core().last_committed(),
-                            last_prepared: d.core().last_prepared(),
-                        });
-                    let sent_local_ms = self.local_time(id);
-                    self.send(
-                        Addr::Node(id),
-                        Addr::Meta,
-                        Msg::Beacon {
-                            sent_local_ms,
-                            info,
-                        },
-                    );
+                if self.is_up(id) {
+                    self.send_beacon(id);
                 }
                 let t = self.now + BEACON_MS;
                 self.at(t, Ev::Beacon(id));
             }
-            Ev::Fetched(id, incarnation, cp) => {
-                if let Some(until) = self.paused(id) {
-                    self.at(until, Ev::Fetched(id, incarnation, cp));
-                    return;
-                }
-                let current = self
-                    .nodes
-                    .get(&id)
-                    .is_some_and(|n| n.up && n.incarnation == incarnation);
+            Ev::Fetched {
+                node,
+                gpid,
+                incarnation,
+                result,
+            } => {
+                let current = self.is_up(node)
+                    && self
+                        .nodes
+                        .get(&node)
+                        .and_then(|n| n.replicas.get(&gpid))
+                        .is_some_and(|r| r.driver.is_some() && r.incarnation == incarnation);
                 if current {
-                    self.round(
-                        id,
-                        vec![DriverInput::CheckpointFetched {
+                    let input = match result {
+                        Ok(cp) => DriverInput::CheckpointFetched {
                             decree: cp.decree,
                             staged: cp.data,
-                        }],
-                    );
+                        },
+                        Err(why) => DriverInput::CheckpointFailed(why),
+                    };
+                    self.round(node, gpid, vec![input]);
                 }
             }
             Ev::Deliver { from, to, msg } => match to {
                 Addr::Node(id) => {
-                    if let Some(until) = self.paused(id) {
-                        self.at(until, Ev::Deliver { from, to, msg });
-                        return;
-                    }
-                    if self.nodes.get(&id).is_some_and(|n| n.up) {
+                    if self.is_up(id) {
                         self.on_node_message(id, from, *msg);
                     }
                 }
@@ -618,79 +735,23 @@ impl Sim {
                 self.at(t, Ev::MetaTick);
             }
             Ev::ClientNext(c) => self.client_next(c),
-            Ev::ClientTimeout(op) => {
-                if let Some(p) = self.pending.remove(&op) {
-                    self.client_routes.remove(&p.client);
-                    self.report.unknown += 1;
-                    let t = self.now + 1;
-                    self.at(t, Ev::ClientNext(p.client));
-                }
-            }
+            Ev::ClientTimeout(op) => self.on_client_timeout(op),
             Ev::Fault => self.inject_fault(),
             Ev::Restart(id) => {
                 self.trace(|| format!("restart {id}"));
                 self.start_node(id);
             }
-            Ev::Heal => {
-                self.partitioned.clear();
-            }
-        }
-    }
-
-    /// Runs the final checks (liveness, final reads, linearizability) and reports.
-    pub fn finish(mut self) -> Report {
-        // Liveness: after healing, one primary and two secondaries.
-        if !self.meta_config.is_healthy() {
-            let c = self.meta_config.clone();
-            self.fail(format!("partition not healthy after healing: {c:?}"));
-        }
-        // Every acknowledged write is in the final state: read every key on the primary.
-        let primary = self.meta_config.primary;
-        let end = self.now + 1;
-        for key in 0..self.opts.keys {
-            let value = primary.and_then(|p| {
-                let local = self.local_time(p);
-                let driver = self.nodes.get(&p)?.driver.as_ref()?;
-                (local < driver.host().view.read_until_ms).then_some(())?;
-                let r = driver.store().get(&key_bytes(key));
-                Some(if r.error == 0 {
-                    parse_int(&r.value)
-                } else {
-                    None
-                })
-            });
-            match value {
-                Some(v) => self.history.push(Op {
-                    key,
-                    kind: OpKind::Get,
-                    invoke: end,
-                    complete: Some((end + 1, OpResult::Read(v))),
-                }),
-                None => {
-                    self.fail(format!("final read of key {key} could not be served"));
+            Ev::Reopen(id, gpid) => {
+                if self.is_up(id) {
+                    self.trace(|| format!("{id} {} reopens", g(gpid)));
+                    self.open_replica(id, gpid, None);
                 }
             }
-        }
-        let history: Vec<Op> = self
-            .history
-            .iter()
-            .filter(|o| o.key != u64::MAX)
-            .cloned()
-            .collect();
-        match linearizable(&history, 2_000_000) {
-            Verdict::Linearizable => {}
-            Verdict::Violation(v) => {
-                let n = v.ops.len();
-                self.fail(format!(
-                    "history of key {} ({n} ops) is not linearizable",
-                    v.key
-                ));
+            Ev::Heal(cut) => {
+                self.cuts.remove(&cut);
             }
-            Verdict::Unknown { key } => {
-                self.fail(format!("linearizability of key {key} undecided (budget)"))
-            }
+            Ev::DiskBack(id) => self.set_disk_error(id, None),
         }
-        self.report
     }
 }
 

@@ -1,8 +1,37 @@
 //! The simulated meta server: beacons into the meta server's own failure detector,
-//! configuration updates through the guardian's ballot CAS, dead nodes, and the guardian's
-//! cure.
+//! configuration updates through the guardian's ballot CAS, and each tick the meta server's
+//! own guardian pass over every partition (dead members, placement and cure, proposal
+//! re-sends). Only the carrying out of its actions is the simulator's.
 
 use super::*;
+use pegasus_meta::detector::FailureDetector;
+use pegasus_meta::pass::Proposals;
+
+/// Meta's state: the partitions' configurations and the leader's soft state.
+pub(crate) struct Meta {
+    pub(crate) configs: BTreeMap<Gpid, PartitionConfig>,
+    /// When each partition's dropped members were dropped, ms.
+    drop_ms: BTreeMap<Gpid, BTreeMap<NodeId, u64>>,
+    /// The meta server's failure detector (one meta, leader from the start).
+    fd: FailureDetector,
+    /// Each node's last full list of replicas.
+    reports: BTreeMap<NodeId, Vec<(Gpid, ReplicaInfo)>>,
+    proposals: Proposals,
+}
+
+impl Meta {
+    pub(crate) fn new(configs: BTreeMap<Gpid, PartitionConfig>) -> Self {
+        let mut fd = FailureDetector::new(GRACE_MS);
+        fd.start_term(0);
+        Self {
+            configs,
+            drop_ms: BTreeMap::new(),
+            fd,
+            reports: BTreeMap::new(),
+            proposals: Proposals::new(PROPOSAL_RESEND_MS),
+        }
+    }
+}
 
 impl Sim {
     pub(crate) fn on_meta_message(&mut self, from: Addr, msg: Msg) {
@@ -10,22 +39,30 @@ impl Sim {
         match msg {
             Msg::Beacon {
                 sent_local_ms,
-                info,
+                replicas,
             } => {
-                self.meta_fd.beacon(node, self.now);
-                if let Some(i) = info {
-                    self.meta_info.insert(node, i);
-                }
+                self.meta.fd.beacon(node, self.now);
+                let held: BTreeSet<Gpid> = replicas.iter().map(|(g, _)| *g).collect();
+                self.meta.reports.insert(node, replicas);
                 self.send(
                     Addr::Meta,
                     Addr::Node(node),
                     Msg::BeaconAck { sent_local_ms },
                 );
                 // Config sync rides on some beacons only (Pegasus syncs every 30 s), so a
-                // node cannot rely on hearing its new role together with its lease.
+                // node cannot rely on hearing its new role together with its lease. It
+                // carries every partition the node holds or is a member of.
                 if self.rng.chance(200) {
-                    let c = self.meta_config.clone();
-                    self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                    let sync: Vec<PartitionConfig> = self
+                        .meta
+                        .configs
+                        .values()
+                        .filter(|c| c.is_member(node) || held.contains(&c.gpid))
+                        .cloned()
+                        .collect();
+                    for c in sync {
+                        self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                    }
                 }
             }
             Msg::ConfigRequest {
@@ -33,79 +70,117 @@ impl Sim {
                 node: about,
                 config,
             } => {
+                let gpid = config.gpid;
+                let Some(current) = self.meta.configs.get(&gpid).cloned() else {
+                    return;
+                };
                 let req = ConfigUpdate {
                     kind,
                     node: about,
                     config,
                 };
-                match guardian::apply_update(&self.meta_config, &req) {
+                match guardian::apply_update(&current, &req) {
                     Ok(UpdateOutcome::Applied(next)) => self.meta_write(next),
                     Ok(UpdateOutcome::AlreadyApplied) => {
-                        let c = self.meta_config.clone();
-                        self.send(Addr::Meta, Addr::Node(node), Msg::Config(c));
+                        self.send(Addr::Meta, Addr::Node(node), Msg::Config(current));
                     }
-                    Err(_) => self.send(Addr::Meta, Addr::Node(node), Msg::ConfigRejected),
+                    Err(_) => {
+                        self.send(Addr::Meta, Addr::Node(node), Msg::ConfigRejected(gpid));
+                    }
                 }
             }
             _ => {}
         }
     }
 
+    /// Meta's write of a partition's next configuration, pushed to its old and new members.
     pub(crate) fn meta_write(&mut self, next: PartitionConfig) {
+        let gpid = next.gpid;
+        let old = self.meta.configs.get(&gpid).cloned().unwrap_or_default();
+        let drops = self.meta.drop_ms.entry(gpid).or_default();
         for d in &next.last_drops {
-            if !self.meta_config.last_drops.contains(d) {
-                self.meta_drop_times.insert(*d, self.now);
+            if !old.last_drops.contains(d) {
+                drops.insert(*d, self.now);
             }
         }
-        let old = self.meta_config.members();
-        self.meta_config = next.clone();
+        self.meta.configs.insert(gpid, next.clone());
         self.trace(|| format!("meta config {next:?}"));
         let mut to: BTreeSet<NodeId> = next.members().into_iter().collect();
-        to.extend(old);
+        to.extend(old.members());
         for n in to {
             self.send(Addr::Meta, Addr::Node(n), Msg::Config(next.clone()));
         }
     }
 
+    /// One pass of the meta server's leader loop: failure detection, then the guardian pass.
     pub(crate) fn meta_tick(&mut self) {
-        // Failure detection: no beacon within the grace period.
         let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
-        let dead = self.meta_fd.check(nodes, self.now);
-        for n in dead {
+        for n in self.meta.fd.check(nodes, self.now) {
             self.trace(|| format!("meta declares {n} dead"));
-            match guardian::on_node_dead(&self.meta_config, n) {
-                DeadNodeAction::Write(next) => self.meta_write(next),
-                DeadNodeAction::Propose { target, node } => {
-                    self.send(
-                        Addr::Meta,
-                        Addr::Node(target),
-                        Msg::Proposal {
-                            kind: ConfigType::DowngradeToInactive,
-                            node,
-                        },
-                    );
-                }
-                DeadNodeAction::Nothing => {}
-            }
         }
-        let alive = self.meta_fd.alive(self.now);
-        let view = ClusterView {
-            alive,
+        let dead = self.meta.fd.dead().clone();
+        for action in pass::dead_members(self.meta.configs.values(), &dead) {
+            self.carry_out(action);
+        }
+        let view = NodesView {
+            alive: self.meta.fd.alive(self.now),
+            reported: self.meta.reports.keys().copied().collect(),
+            reports: self
+                .meta
+                .reports
+                .iter()
+                .flat_map(|(n, rs)| rs.iter().map(|(g, i)| ((*g, *n), *i)))
+                .collect(),
+            disk_insufficient: BTreeSet::new(),
             now_ms: self.now,
-            drop_time_ms: self.meta_drop_times.clone(),
-            replica_info: self.meta_info.clone(),
-            ..ClusterView::default()
         };
+        let partitions: Vec<PartitionView> = self
+            .meta
+            .configs
+            .values()
+            .map(|c| PartitionView {
+                config: c.clone(),
+                drop_ms: self.meta.drop_ms.get(&c.gpid).cloned().unwrap_or_default(),
+            })
+            .collect();
         let opts = GuardianOptions {
             min_2pc_replicas: 2,
             dropout_delay_ms: 4_000,
         };
-        match guardian::cure(&self.meta_config, &view, &opts) {
-            Cure::Propose { target, kind, node } => {
-                self.send(Addr::Meta, Addr::Node(target), Msg::Proposal { kind, node });
+        for action in pass::cure_all(&partitions, &view, &opts) {
+            self.carry_out(action);
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Write {
+                expected_ballot,
+                next,
+                ..
+            } => {
+                let current = self.meta.configs.get(&next.gpid).map(|c| c.ballot);
+                if current == Some(expected_ballot) {
+                    self.meta_write(next);
+                }
             }
-            Cure::NeedOperator(why) => self.trace(|| format!("guardian: {why}")),
-            Cure::Nothing => {}
+            Action::Propose {
+                config,
+                target,
+                kind,
+                node,
+            } => {
+                if self.meta.proposals.admit(&config, kind, node, self.now) {
+                    self.send(
+                        Addr::Meta,
+                        Addr::Node(target),
+                        Msg::Proposal { config, kind, node },
+                    );
+                }
+            }
+            Action::NeedOperator { gpid, why } => {
+                self.trace(|| format!("guardian on {}: {why}", g(gpid)));
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The simulated network: loss, delay, duplication, reordering and cuts between nodes
-//! (partitions), and late deliveries of messages that sat in a socket buffer through a cut.
+//! The simulated network: loss, delay, duplication, reordering, cuts between arbitrary sets
+//! of nodes and meta (partitions), and late deliveries of messages that sat in a socket
+//! buffer through a cut.
 
 use super::*;
 
 pub(crate) fn kind_of(msg: &Msg) -> &'static str {
     match msg {
-        Msg::Peer(p) => match p {
+        Msg::Peer(_, p) => match p {
             PeerMessage::Prepare { .. } => "Prepare",
             PeerMessage::PrepareAck { .. } => "PrepareAck",
             PeerMessage::GroupCheck { .. } => "GroupCheck",
@@ -20,7 +21,7 @@ pub(crate) fn kind_of(msg: &Msg) -> &'static str {
         Msg::Config(_) => "Config",
         Msg::Proposal { .. } => "Proposal",
         Msg::ConfigRequest { .. } => "ConfigRequest",
-        Msg::ConfigRejected => "ConfigRejected",
+        Msg::ConfigRejected(_) => "ConfigRejected",
         Msg::ClientRequest { .. } => "ClientRequest",
         Msg::ClientReply { .. } => "ClientReply",
     }
@@ -32,10 +33,10 @@ impl Sim {
             Addr::Node(n) => Some(n),
             _ => None,
         };
-        let cut = [from, to]
-            .iter()
-            .filter_map(|a| node_of(*a))
-            .any(|n| self.partitioned.contains(&n));
+        let cut = self
+            .cuts
+            .values()
+            .any(|side| side.contains(&from) != side.contains(&to));
         let is_client = matches!(from, Addr::Client(_)) || matches!(to, Addr::Client(_));
         if cut && !is_client {
             // Most messages across a cut are lost; some sat in a socket buffer and arrive

@@ -1,13 +1,48 @@
-//! The replica servers: each node hosts the replica server's own partition driver through
-//! `SimHost`; a round per delivered input, then the driver's effects, restarts after a
-//! failure or a reopen, and the client requests a node serves (reads through the published
-//! read gate).
+//! The replica servers: each node hosts many replicas, each the replica server's own
+//! partition driver through `SimHost`. Replicas are opened as the server opens them (a
+//! restarted process reopens every replica it has files for; a configuration naming the node,
+//! an invitation to learn, or a proposal to be primary creates one), closed when they fail
+//! (set aside: meta and the primary bring the copy back) or reopen in place; a round per
+//! delivered input, then the driver's effects; and the client requests a node serves (reads
+//! through the published read gate).
 
 use super::*;
 
 impl Sim {
+    /// Starts a node's process: every replica it has files for is reopened.
     pub(crate) fn start_node(&mut self, id: NodeId) {
-        let gpid = self.meta_config.gpid;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.up = true;
+        let gpids: Vec<Gpid> = node.replicas.keys().copied().collect();
+        for gpid in gpids {
+            self.open_replica(id, gpid, None);
+        }
+    }
+
+    /// The replicas open on a node now.
+    pub(crate) fn open_replicas(&self, id: NodeId) -> Vec<Gpid> {
+        self.nodes.get(&id).map_or_else(Vec::new, |n| {
+            n.replicas
+                .iter()
+                .filter(|(_, r)| r.driver.is_some())
+                .map(|(g, _)| *g)
+                .collect()
+        })
+    }
+
+    /// Opens node `id`'s replica of `gpid` from its files, or creates it empty with
+    /// `create_with` (meta's configuration) if the node has none. True if it is open.
+    pub(crate) fn open_replica(
+        &mut self,
+        id: NodeId,
+        gpid: Gpid,
+        create_with: Option<&PartitionConfig>,
+    ) -> bool {
+        let Some(app) = self.apps.get(&gpid.app_id).cloned() else {
+            return false;
+        };
         let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
         let log_opts = LogOptions {
             sync: !self.opts.async_log,
@@ -16,28 +51,49 @@ impl Sim {
             // whose log rolled past them.
             segment_bytes: 4096,
         };
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
+        let incarnation = self.next_incarnation + 1;
+        let Some(node) = self.nodes.get_mut(&id).filter(|n| n.up) else {
+            return false;
         };
-        // A node without `init.json` holds a new (or rebuilt) replica: created empty.
-        let init = SimHost::read_init(&node.fs).unwrap_or_else(|| InitInfo {
-            config: PartitionConfig {
+        let lease = node.lease;
+        if !node.replicas.contains_key(&gpid) {
+            if create_with.is_none() {
+                return false;
+            }
+            let fs = MemFs::new();
+            fs.set_fail_os_error(node.disk_error);
+            node.replicas.insert(
                 gpid,
-                max_replica_count: 3,
-                ..PartitionConfig::default()
-            },
-            fresh: true,
-            app: pegasus_control::AppSummary {
-                app_id: gpid.app_id,
-                name: "sim".into(),
-                partition_count: 1,
-                envs: BTreeMap::new(),
-                dropped: false,
-            },
-            data: "data".into(),
+                Replica {
+                    fs,
+                    disk: MemoryDisk::new(),
+                    driver: None,
+                    incarnation: 0,
+                },
+            );
+        }
+        let Some(replica) = node.replicas.get_mut(&gpid) else {
+            return false;
+        };
+        if replica.driver.is_some() {
+            return true;
+        }
+        let init = SimHost::read_init(&replica.fs).or_else(|| {
+            create_with.map(|c| InitInfo {
+                config: c.clone(),
+                fresh: true,
+                app,
+                data: "data".into(),
+            })
         });
-        let fs: Arc<dyn FileSystem> = Arc::new(node.fs.clone());
-        let engine = MemoryEngine::open(node.disk.clone(), clock.clone());
+        let Some(init) = init else {
+            // Files without `init.json`: a creation that never finished. Set aside.
+            node.replicas.remove(&gpid);
+            self.trace(|| format!("{id} {}: no init.json, set aside", g(gpid)));
+            return false;
+        };
+        let fs: Arc<dyn FileSystem> = Arc::new(replica.fs.clone());
+        let engine = MemoryEngine::open(replica.disk.clone(), clock.clone());
         let store = Arc::new(PartitionStore::new(
             engine,
             clock.clone(),
@@ -45,13 +101,21 @@ impl Sim {
         ));
         let (log, replayed, report) = match MutationLog::open(fs, Path::new("/plog"), log_opts) {
             Ok(opened) => opened,
-            Err(e) => {
-                // Corrupt log: this replica starts empty and will re-learn.
-                let what = format!("{id} log unusable after restart: {e}");
-                node.fs = MemFs::new();
-                node.disk = MemoryDisk::new();
+            Err(e) if e.is_transient() => {
+                // Out of space or descriptors: the files are intact; try again later,
+                // never wipe (the server's rule).
+                let what = format!("{id} {}: cannot open the log now: {e}", g(gpid));
                 self.trace(|| what);
-                return self.start_node(id);
+                let t = self.now + 1_000;
+                self.at(t, Ev::Reopen(id, gpid));
+                return false;
+            }
+            Err(e) => {
+                // A corrupt log: set aside; the copy is rebuilt by learning.
+                node.replicas.remove(&gpid);
+                let what = format!("{id} {}: log unusable, set aside: {e}", g(gpid));
+                self.trace(|| what);
+                return false;
             }
         };
         let core = driver::open_core(
@@ -65,8 +129,8 @@ impl Sim {
         let mut host = SimHost::new(
             gpid,
             clock,
-            node.fs.clone(),
-            node.disk.clone(),
+            replica.fs.clone(),
+            replica.disk.clone(),
             View {
                 read_until_ms: 0,
                 last_timestamp_us: core.last_timestamp_us(),
@@ -86,27 +150,53 @@ impl Sim {
             // nothing retained, so learners need checkpoints often.
             checkpoint_interval_ms: 20 * TICK_MS,
             log_retain_decrees: 0,
+            plant_uptime_as_wall_clock: self.opts.planted == Some(PlantedBug::UptimeAsWallClock),
         };
-        node.driver = Some(PartitionDriver::new(host, cfg, core, store, log, init));
-        node.incarnation += 1;
-        node.up = true;
+        replica.driver = Some(PartitionDriver::new(host, cfg, core, store, log, init));
+        replica.incarnation = incarnation;
+        self.next_incarnation = incarnation;
+        self.trace(|| format!("{id} {} opened", g(gpid)));
+        // The node's lease covers replicas opened after its last beacon ack too.
+        if let Some((sent_ms, until_ms)) = lease {
+            let now_ms = self.local_time(id);
+            let lease = Event::Lease {
+                sent_ms,
+                until_ms,
+                now_ms,
+            };
+            self.round(id, gpid, vec![DriverInput::Core(lease)]);
+        }
+        true
     }
 
-    pub(crate) fn deliver_to_node(&mut self, id: NodeId, event: Event) {
-        self.round(id, vec![DriverInput::Core(event)]);
+    /// Opens the replica of `gpid` on `id` if `create` says the server would for this
+    /// message, then runs a round with `input`; dropped if the node has no open replica.
+    fn deliver(
+        &mut self,
+        id: NodeId,
+        gpid: Gpid,
+        create: Option<&PartitionConfig>,
+        input: DriverInput<u64, Bytes>,
+    ) {
+        let open = self.driver(id, gpid).is_some()
+            || create.is_some_and(|c| self.open_replica(id, gpid, Some(c)));
+        if open {
+            self.round(id, gpid, vec![input]);
+        }
     }
 
-    /// Runs one round of a node's driver with `inputs` at the node's local time, then
-    /// carries out what it asked for, and restarts the replica if it stopped.
-    pub(crate) fn round(&mut self, id: NodeId, inputs: Vec<DriverInput<u64, Bytes>>) {
+    /// Runs one round of a replica's driver with `inputs` at the node's local time, then
+    /// carries out what it asked for, and closes the replica if it stopped.
+    pub(crate) fn round(&mut self, id: NodeId, gpid: Gpid, inputs: Vec<DriverInput<u64, Bytes>>) {
         let now_ms = self.local_time(id);
-        let wall_us = if self.opts.planted == Some(PlantedBug::UptimeAsWallClock) {
-            now_ms * 1000
-        } else {
-            self.wall_us(id)
-        };
+        let wall_us = self.wall_us(id);
         let trace = self.opts.trace;
-        let Some(driver) = self.nodes.get_mut(&id).and_then(|n| n.driver.as_mut()) else {
+        let Some(driver) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.replicas.get_mut(&gpid))
+            .and_then(|r| r.driver.as_mut())
+        else {
             return;
         };
         let host = driver.host_mut();
@@ -116,7 +206,6 @@ impl Sim {
         let desc = if trace {
             inputs
                 .iter()
-                .filter(|i| !matches!(i, DriverInput::Core(Event::Tick { .. })))
                 .map(|i| format!("{i:?}").chars().take(160).collect::<String>())
                 .collect::<Vec<_>>()
         } else {
@@ -126,55 +215,87 @@ impl Sim {
         let after = (driver.core().status(), driver.core().config().ballot);
         let effects = std::mem::take(&mut driver.host_mut().effects);
         for d in desc {
-            self.trace(|| format!("{id} <- {d}"));
+            self.trace(|| format!("{id} {} <- {d}", g(gpid)));
         }
         if before != after {
-            self.trace(|| format!("{id} {before:?} -> {after:?}"));
+            self.trace(|| format!("{id} {} {before:?} -> {after:?}", g(gpid)));
         }
         for e in effects {
-            self.effect(id, e);
+            self.effect(id, gpid, e);
         }
         match exit {
             None | Some(Exit::Closed) => {}
             Some(Exit::Failed) => {
-                // A replica in error is set aside and rebuilt empty: it re-learns.
-                self.trace(|| format!("{id} replica in error: rebuilding it"));
+                // A replica in error is set aside, as the server moves its directory
+                // aside: meta and the primary bring the copy back by learning.
+                self.trace(|| format!("{id} {} replica in error: set aside", g(gpid)));
                 if let Some(n) = self.nodes.get_mut(&id) {
-                    n.driver = None;
-                    n.fs = MemFs::new();
-                    n.disk = MemoryDisk::new();
+                    n.replicas.remove(&gpid);
                 }
-                let t = self.now + 500;
-                self.at(t, Ev::Restart(id));
             }
             Some(Exit::Reopen(why)) => {
                 // Reopened in place from its own files, as after a crash of the process.
-                self.trace(|| format!("{id} replica reopens in place: {why}"));
-                self.stop_replica(id);
+                self.trace(|| format!("{id} {} reopens in place: {why}", g(gpid)));
+                self.stop_replica(id, gpid);
                 let t = self.now + 1000;
-                self.at(t, Ev::Restart(id));
+                self.at(t, Ev::Reopen(id, gpid));
             }
         }
     }
 
-    /// Drops a node's replica as a process crash would: the store loses what it did not
+    /// Closes a node's replica as a process crash would: the store loses what it did not
     /// flush (the files stay as they are).
-    pub(crate) fn stop_replica(&mut self, id: NodeId) {
-        let Some(n) = self.nodes.get_mut(&id) else {
+    pub(crate) fn stop_replica(&mut self, id: NodeId, gpid: Gpid) {
+        let Some(r) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.replicas.get_mut(&gpid))
+        else {
             return;
         };
-        if let Some(driver) = n.driver.take() {
+        if let Some(driver) = r.driver.take() {
             let (host, store) = driver.into_parts();
-            n.disk = host.disk;
+            r.disk = host.disk;
             if let Ok(store) = Arc::try_unwrap(store) {
                 store.into_engine().crash();
             }
         }
     }
 
-    pub(crate) fn effect(&mut self, id: NodeId, effect: Effect) {
+    /// Sends a node's beacon: what it holds of every partition it has open.
+    pub(crate) fn send_beacon(&mut self, id: NodeId) {
+        let replicas = self.nodes.get(&id).map_or_else(Vec::new, |n| {
+            n.replicas
+                .iter()
+                .filter_map(|(gpid, r)| {
+                    let core = r.driver.as_ref()?.core();
+                    Some((
+                        *gpid,
+                        ReplicaInfo {
+                            ballot: core.data_ballot(),
+                            last_committed: core.last_committed(),
+                            last_prepared: core.last_prepared(),
+                        },
+                    ))
+                })
+                .collect()
+        });
+        let sent_local_ms = self.local_time(id);
+        self.send(
+            Addr::Node(id),
+            Addr::Meta,
+            Msg::Beacon {
+                sent_local_ms,
+                replicas,
+            },
+        );
+    }
+
+    pub(crate) fn effect(&mut self, id: NodeId, gpid: Gpid, effect: Effect) {
         match effect {
-            Effect::Send(to, msg) => self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(msg)),
+            Effect::Send(to, msg) => {
+                self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(gpid, msg))
+            }
             Effect::RequestConfig { kind, node, config } => {
                 self.send(
                     Addr::Node(id),
@@ -217,46 +338,100 @@ impl Sim {
                 );
             }
             Effect::Fetch(cp) => {
-                self.report.checkpoints_installed += 1;
-                let incarnation = self.nodes.get(&id).map_or(0, |n| n.incarnation);
+                let incarnation = self
+                    .nodes
+                    .get(&id)
+                    .and_then(|n| n.replicas.get(&gpid))
+                    .map_or(0, |r| r.incarnation);
                 let t = self.now + self.rng.range(1, 30);
-                self.at(t, Ev::Fetched(id, incarnation, Box::new(cp)));
+                // While faults are on, some fetches fail (the source went away, a file
+                // was short): the learner must reopen and try again, never stay stuck.
+                let result = if self.faults_on && self.rng.chance(100) {
+                    Err("injected: checkpoint fetch failed".to_string())
+                } else {
+                    self.report.checkpoints_installed += 1;
+                    Ok(Box::new(cp))
+                };
+                self.at(
+                    t,
+                    Ev::Fetched {
+                        node: id,
+                        gpid,
+                        incarnation,
+                        result,
+                    },
+                );
             }
-            Effect::Committed(m, status) => self.check_commit(id, &m, status),
+            Effect::Committed(m, status) => self.check_commit(id, gpid, &m, status),
         }
     }
 
     pub(crate) fn on_node_message(&mut self, id: NodeId, from: Addr, msg: Msg) {
         match msg {
-            Msg::Peer(p) => {
-                if let Addr::Node(f) = from {
-                    self.deliver_to_node(id, Event::Message { from: f, msg: p });
-                }
+            Msg::Peer(gpid, p) => {
+                let Addr::Node(f) = from else { return };
+                // A primary invites this node to learn a partition it does not hold.
+                let create = match &p {
+                    PeerMessage::AddLearner { config, .. } => Some(config.clone()),
+                    _ => None,
+                };
+                let input = DriverInput::Core(Event::Message { from: f, msg: p });
+                self.deliver(id, gpid, create.as_ref(), input);
             }
             Msg::BeaconAck { sent_local_ms } => {
-                self.deliver_to_node(
-                    id,
-                    Event::Lease {
+                let until_ms = sent_local_ms + LEASE_MS;
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.lease = Some((sent_local_ms, until_ms));
+                }
+                let now_ms = self.local_time(id);
+                for gpid in self.open_replicas(id) {
+                    let lease = Event::Lease {
                         sent_ms: sent_local_ms,
-                        until_ms: sent_local_ms + LEASE_MS,
-                        now_ms: self.local_time(id),
-                    },
+                        until_ms,
+                        now_ms,
+                    };
+                    self.round(id, gpid, vec![DriverInput::Core(lease)]);
+                }
+            }
+            Msg::Config(c) => {
+                // Meta's view of a partition: a member without a copy creates it empty.
+                let gpid = c.gpid;
+                let create = c.is_member(id).then(|| c.clone());
+                self.deliver(
+                    id,
+                    gpid,
+                    create.as_ref(),
+                    DriverInput::Core(Event::Config(c)),
                 );
             }
-            Msg::Config(c) => self.deliver_to_node(id, Event::Config(c)),
-            Msg::Proposal { kind, node } => {
-                self.deliver_to_node(id, Event::Proposal { kind, node })
+            Msg::Proposal { config, kind, node } => {
+                let gpid = config.gpid;
+                let create =
+                    (node == id && kind == ConfigType::AssignPrimary).then(|| config.clone());
+                let input = DriverInput::Proposal { config, kind, node };
+                self.deliver(id, gpid, create.as_ref(), input);
             }
-            Msg::ConfigRejected => self.deliver_to_node(id, Event::ConfigRejected),
-            Msg::ClientRequest { op, request } => self.on_client_request(id, op, request),
+            Msg::ConfigRejected(gpid) => {
+                self.deliver(id, gpid, None, DriverInput::Core(Event::ConfigRejected));
+            }
+            Msg::ClientRequest { op, gpid, request } => {
+                self.on_client_request(id, op, gpid, request)
+            }
             _ => {}
         }
     }
 
-    pub(crate) fn on_client_request(&mut self, id: NodeId, op: u64, request: ClientOp) {
+    pub(crate) fn on_client_request(&mut self, id: NodeId, op: u64, gpid: Gpid, request: ClientOp) {
         let local = self.local_time(id);
         let planted = self.opts.planted;
-        let Some(driver) = self.nodes.get(&id).and_then(|n| n.driver.as_ref()) else {
+        let Some(driver) = self.driver(id, gpid) else {
+            // No such replica here (ERR_OBJECT_NOT_FOUND): the client asks meta again.
+            let reply = Msg::ClientReply {
+                op,
+                result: None,
+                definite_failure: true,
+            };
+            self.send(Addr::Node(id), Addr::Client(0), reply);
             return;
         };
         let store = driver.store();
@@ -303,7 +478,7 @@ impl Sim {
                         expire_ts_seconds: 0,
                     }),
                     OpKind::Cas { expect, new } => WriteRequest::CheckAndSet(CheckAndSetRequest {
-                        hash_key: Bytes::from(format!("k{key}")),
+                        hash_key: Bytes::from(hash_key(key)),
                         check_sort_key: Bytes::new(),
                         check_type: if expect.is_some() {
                             CasCheckType::ValueBytesEqual
@@ -319,7 +494,7 @@ impl Sim {
                     OpKind::Get => return,
                 };
                 let update = encode_write(&req);
-                self.round(id, vec![DriverInput::Write { update, reply: op }]);
+                self.round(id, gpid, vec![DriverInput::Write { update, reply: op }]);
             }
         }
     }

@@ -24,7 +24,7 @@ fn scenario(seed: u64) -> Sim {
         faults: false,
         fault_ms: 0,
         heal_ms: 1_000_000,
-        ..SimOptions::default()
+        ..SimOptions::one_partition()
     });
     sim.start();
     sim.run_until(5_000);

@@ -105,7 +105,7 @@ enum Command {
     },
     /// A Redis-protocol proxy in front of one table.
     RedisProxy(RedisProxyArgs),
-    /// Deterministic simulation of replica groups under faults.
+    /// Deterministic simulation of a whole cluster (or one replica group) under faults.
     Sim(SimArgs),
     /// Fault injection against a real cluster, with every operation checked.
     Chaos(ChaosArgs),
@@ -170,15 +170,25 @@ struct SimArgs {
     /// Plant a bug the checks must catch: `reads-without-lease`, `uptime-as-wall-clock`.
     #[arg(long)]
     plant: Option<String>,
-    /// Replica nodes (three replicas of the partition are placed among them).
-    #[arg(long, default_value_t = 4)]
-    nodes: u64,
-    /// Registers the clients use.
-    #[arg(long, default_value_t = 3)]
-    keys: u64,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 3)]
-    clients: u64,
+    /// One replica group alone (four nodes, one partition, three keys, three clients) instead
+    /// of the whole cluster.
+    #[arg(long)]
+    one_partition: bool,
+    /// Replica servers (default: 5, or 4 with --one-partition).
+    #[arg(long)]
+    nodes: Option<u64>,
+    /// The tables by partition count, comma-separated powers of two (default: 4,8).
+    #[arg(long, value_delimiter = ',')]
+    tables: Option<Vec<u32>>,
+    /// Keys the clients use, spread over the tables (default: 36, or 3).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Concurrent clients (default: 12, or 3).
+    #[arg(long)]
+    clients: Option<u64>,
+    /// Seeds run at once, one thread each (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Some crashes are power losses of every node at once (unsynced bytes lost or torn).
     #[arg(long)]
     power_loss: bool,
@@ -252,6 +262,7 @@ fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
 
 fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     use pegasus_sim::{run_seed, PlantedBug, SimOptions};
+    use std::sync::atomic::{AtomicU64, Ordering};
     let planted = match args.plant.as_deref() {
         None => None,
         Some("reads-without-lease") => Some(PlantedBug::ReadsWithoutLease),
@@ -268,6 +279,42 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         (None, Some(s)) => (s, s + 1),
         (None, None) => (1, 101),
     };
+    let base = if args.one_partition {
+        SimOptions::one_partition()
+    } else {
+        SimOptions::default()
+    };
+    let tables = args.tables.clone().unwrap_or(base.tables.clone());
+    if let Some(bad) = tables.iter().find(|c| !c.is_power_of_two()) {
+        anyhow::bail!("--tables: a partition count must be a power of two, not {bad}");
+    }
+    let template = SimOptions {
+        fault_ms: args.fault_ms,
+        heal_ms: args.heal_ms,
+        planted,
+        trace: args.trace,
+        nodes: args.nodes.unwrap_or(base.nodes),
+        keys: args.keys.unwrap_or(base.keys),
+        clients: args.clients.unwrap_or(base.clients),
+        tables,
+        power_loss: args.power_loss,
+        async_log: args.async_log,
+        ..base
+    };
+    // How to replay a seed: the same flags with --seed S --trace.
+    let mut flags = String::new();
+    if args.one_partition {
+        flags.push_str(" --one-partition");
+    }
+    if args.power_loss {
+        flags.push_str(" --power-loss");
+    }
+    if args.async_log {
+        flags.push_str(" --async-log");
+    }
+    if let Some(p) = &args.plant {
+        flags.push_str(&format!(" --plant {p}"));
+    }
     let total = to.saturating_sub(from);
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -275,51 +322,69 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let mut failures = 0u64;
-    let (mut ops, mut ok, mut unknown) = (0u64, 0u64, 0u64);
-    for seed in from..to {
-        let opts = SimOptions {
-            seed,
-            fault_ms: args.fault_ms,
-            heal_ms: args.heal_ms,
-            planted,
-            trace: args.trace,
-            nodes: args.nodes,
-            keys: args.keys,
-            clients: args.clients,
-            power_loss: args.power_loss,
-            async_log: args.async_log,
-            ..SimOptions::default()
-        };
-        let r = run_seed(opts);
-        ops += r.ops;
-        ok += r.ok;
-        unknown += r.unknown;
-        if !r.failures.is_empty() {
-            failures += 1;
-            bar.suspend(|| {
-                println!("seed {seed} FAILED (replay: pegasus sim --seed {seed} --trace)");
-                for f in &r.failures {
-                    println!("  {f}");
+    let next = AtomicU64::new(from);
+    let failures = AtomicU64::new(0);
+    let (ops, ok, unknown) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let (partitions, max_per_node) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= to {
+                    return;
                 }
-                if args.trace {
+                let r = run_seed(SimOptions {
+                    seed,
+                    ..template.clone()
+                });
+                ops.fetch_add(r.ops, Ordering::Relaxed);
+                ok.fetch_add(r.ok, Ordering::Relaxed);
+                unknown.fetch_add(r.unknown, Ordering::Relaxed);
+                partitions.store(r.partitions, Ordering::Relaxed);
+                max_per_node.fetch_max(r.max_replicas_per_node, Ordering::Relaxed);
+                if !r.failures.is_empty() {
+                    let n = failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    bar.suspend(|| {
+                        println!(
+                            "seed {seed} FAILED (replay: pegasus sim{flags} --seed {seed} --trace)"
+                        );
+                        for f in &r.failures {
+                            println!("  {f}");
+                        }
+                        if args.trace {
+                            for line in &r.trace {
+                                println!("{line}");
+                            }
+                        }
+                    });
+                    bar.set_message(format!("failures={n}"));
+                } else if args.trace && total == 1 {
                     for line in &r.trace {
                         println!("{line}");
                     }
                 }
+                bar.inc(1);
             });
-        } else if args.trace && total == 1 {
-            for line in &r.trace {
-                println!("{line}");
-            }
         }
-        bar.inc(1);
-        bar.set_message(format!("failures={failures}"));
-    }
+    });
     bar.finish_and_clear();
+    let failures = failures.into_inner();
     println!(
-        "ops={ops} acked={ok} unknown={unknown} time={:.1}s",
+        "ops={} acked={} unknown={} time={:.1}s jobs={jobs}",
+        ops.into_inner(),
+        ok.into_inner(),
+        unknown.into_inner(),
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "nodes={} partitions={} max_replicas_per_node={}",
+        template.nodes,
+        partitions.into_inner(),
+        max_per_node.into_inner()
     );
     println!("seeds={total} failures={failures}");
     Ok(if failures == 0 {

@@ -1018,10 +1018,14 @@ impl Replica {
                 let may_commit = self.status == Status::Secondary
                     || self.learning.is_some_and(|l| l.target.is_some());
                 if may_commit {
+                    // Only mutations above the committed decree can move it: one at or
+                    // below carries a commit point below itself. (Scanning the whole
+                    // cache of committed mutations here cost a tenth of the simulator's
+                    // CPU, and as much per flush on a server's secondaries.)
                     let piggybacked = self
                         .log
-                        .values()
-                        .map(|m| m.last_committed)
+                        .range(self.committed.saturating_add(1)..)
+                        .map(|(_, m)| m.last_committed)
                         .max()
                         .unwrap_or(0);
                     let learned = self.learning.and_then(|l| l.target).unwrap_or(0);

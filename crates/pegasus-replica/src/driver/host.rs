@@ -108,6 +108,10 @@ pub struct DriverConfig {
     pub checkpoint_interval_ms: u64,
     /// Decrees kept in the log below the durable one, for lagging secondaries.
     pub log_retain_decrees: i64,
+    /// A planted bug, for the simulator's tests of its own checks only (false everywhere
+    /// else): the driver stamps mutations with the host's monotonic uptime instead of its
+    /// wall clock, as the replica server once did.
+    pub plant_uptime_as_wall_clock: bool,
 }
 
 /// Everything a driver needs from outside the partition.

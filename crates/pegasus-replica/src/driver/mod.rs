@@ -184,7 +184,11 @@ impl<H: Host> PartitionDriver<H> {
         let has_writes = inputs.iter().any(|i| matches!(i, Input::Write { .. }));
         if has_writes || now.saturating_sub(self.last_tick) >= self.cfg.tick_ms {
             self.last_tick = now;
-            let wall_us = self.host.wall_us();
+            let wall_us = if self.cfg.plant_uptime_as_wall_clock {
+                now.saturating_mul(1000)
+            } else {
+                self.host.wall_us()
+            };
             self.event(Event::Tick {
                 now_ms: now,
                 wall_us,

@@ -254,6 +254,7 @@ pub fn open(
         tick_ms: ctx.cfg.tick_ms,
         checkpoint_interval_ms: ctx.cfg.checkpoint_interval_ms,
         log_retain_decrees: ctx.cfg.log_retain_decrees,
+        plant_uptime_as_wall_clock: false,
     };
     let mut driver = PartitionDriver::new(host, cfg, core, store, log, init);
     let thread_shared = shared.clone();
