@@ -1,0 +1,111 @@
+//! The core's clock: each tick expires the read lease and overdue prepares, sends group
+//! checks, and asks meta to remove a peer that failed; configuration requests to meta.
+
+use super::*;
+
+impl Replica {
+    pub(super) fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        if self.status == Status::Primary
+            && now >= self.lease_until_ms
+            && !self.opts.planted_ignore_lease
+        {
+            // Lost touch with meta: meta may already have chosen another primary.
+            self.status = Status::Inactive;
+            self.abort_writes(out);
+        }
+        if let Some((kind, node, config, sent)) = self.config_request.clone() {
+            if now.saturating_sub(sent) >= self.opts.meta_retry_ms {
+                out.push(Action::RequestConfig {
+                    kind,
+                    node,
+                    config: config.clone(),
+                });
+                self.config_request = Some((kind, node, config, now));
+            }
+        }
+        if self.status != Status::Primary {
+            return;
+        }
+        // Prepares not acknowledged in time: the laggard is reported dead.
+        let late: BTreeSet<NodeId> = self
+            .pending
+            .values()
+            .filter(|p| now.saturating_sub(p.sent_ms) >= self.opts.prepare_timeout_ms)
+            .flat_map(|p| p.acks.iter().copied())
+            .collect();
+        let late_checks: Vec<NodeId> = self
+            .group_check_waiting
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(**t) >= self.opts.prepare_timeout_ms)
+            .map(|(n, _)| *n)
+            .collect();
+        for node in late.into_iter().chain(late_checks) {
+            self.remote_failure(node, out);
+        }
+        if now.saturating_sub(self.last_group_check_ms) >= self.opts.group_check_interval_ms {
+            self.last_group_check_ms = now;
+            let targets: Vec<NodeId> = self
+                .config
+                .secondaries
+                .iter()
+                .chain(self.learners.keys())
+                .copied()
+                .collect();
+            for to in targets {
+                self.group_check_waiting.entry(to).or_insert(now);
+                out.push(Action::Send {
+                    to,
+                    msg: PeerMessage::GroupCheck {
+                        config: self.config.clone(),
+                        last_committed: self.committed,
+                    },
+                });
+            }
+        }
+        self.propose(out);
+    }
+
+    /// A member failed to answer: ask meta to remove it (a learner is just dropped).
+    pub(super) fn remote_failure(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.group_check_waiting.remove(&node);
+        if self
+            .config_request
+            .as_ref()
+            .is_some_and(|r| r.0 == ConfigType::UpgradeToSecondary && r.1 == node)
+        {
+            // Its upgrade is in flight: dropping it from the acknowledgements now would let
+            // decrees commit that it never gets once meta makes it a secondary.
+            return;
+        }
+        if self.learners.remove(&node).is_some() {
+            for p in self.pending.values_mut() {
+                p.acks.remove(&node);
+            }
+            self.try_commit(out);
+            return;
+        }
+        if self.config.secondaries.contains(&node) && self.config_request.is_none() {
+            let mut next = self.config.clone();
+            next.secondaries.retain(|n| *n != node);
+            next.ballot = next.ballot.saturating_add(1);
+            self.request_config(ConfigType::DowngradeToInactive, node, next, out);
+        }
+    }
+
+    pub(super) fn request_config(
+        &mut self,
+        kind: ConfigType,
+        node: NodeId,
+        config: PartitionConfig,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::RequestConfig {
+            kind,
+            node,
+            config: config.clone(),
+        });
+        self.config_request = Some((kind, node, config, self.now_ms));
+    }
+}
