@@ -119,6 +119,10 @@ pub struct ReplicaReport {
     pub last_committed: Decree,
     /// Its largest prepared (logged) decree.
     pub last_prepared: Decree,
+    /// Created empty and not yet filled by learning: it holds nothing the group committed,
+    /// so meta must never make it primary (it would refuse anyway).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// Replica → meta beacon.

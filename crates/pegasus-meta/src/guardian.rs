@@ -212,6 +212,8 @@ pub struct ReplicaInfo {
     pub last_committed: Decree,
     /// Its largest prepared (logged) decree.
     pub last_prepared: Decree,
+    /// Created empty and not yet filled by learning.
+    pub fresh: bool,
 }
 
 /// The cluster as the guardian sees it when curing one partition.
@@ -312,9 +314,21 @@ pub fn cure(pc: &PartitionConfig, view: &ClusterView, opts: &GuardianOptions) ->
     let alive = |n: &NodeId| view.alive.contains(n);
     let disk_ok = |n: &NodeId| !view.disk_insufficient.contains(n);
     let Some(primary) = pc.primary else {
-        // Promote the alive secondary with the fewest primaries, one with disk space first.
+        // Promote the alive secondary with the fewest primaries, one with disk space first,
+        // among those that may hold the data: not one whose node reported its replicas
+        // without this partition (its copy was set aside), nor one that reports an empty
+        // copy recreated since (found by the cluster simulator: meta proposed such a copy
+        // for good, and it refused for good). With none left, the all-dead rule decides.
+        let holds_copy = |n: &NodeId| match view.replica_info.get(n) {
+            Some(i) => !i.fresh,
+            None => !view.reported.contains(n),
+        };
         if let Some(node) = fewest_preferring_disk(
-            pc.secondaries.iter().copied().filter(alive),
+            pc.secondaries
+                .iter()
+                .copied()
+                .filter(alive)
+                .filter(holds_copy),
             &view.primaries,
             view,
         ) {
@@ -432,14 +446,17 @@ fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
     // A node that reported its replicas without this partition holds nothing of it: its
     // copy failed and was set aside, and waiting for it would wait forever. It counts as
     // an empty copy, exactly as if it had been recreated empty.
-    let info = |n: &NodeId| {
-        view.replica_info.get(n).copied().or_else(|| {
-            view.reported.contains(n).then_some(ReplicaInfo {
-                ballot: 0,
-                last_committed: 0,
-                last_prepared: 0,
-            })
-        })
+    // A copy recreated empty counts as empty, whatever ballot it adopted.
+    let empty = ReplicaInfo {
+        ballot: 0,
+        last_committed: 0,
+        last_prepared: 0,
+        fresh: true,
+    };
+    let info = |n: &NodeId| match view.replica_info.get(n) {
+        Some(i) if i.fresh => Some(empty),
+        Some(i) => Some(*i),
+        None => view.reported.contains(n).then_some(empty),
     };
     let safe = |n: NodeId, i: ReplicaInfo| -> Cure {
         if pc.ballot > 0 && i.last_prepared < pc.last_committed_decree {

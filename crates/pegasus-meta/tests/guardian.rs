@@ -334,6 +334,7 @@ fn info(ballot: i64, last_committed: i64, last_prepared: i64) -> ReplicaInfo {
         ballot,
         last_committed,
         last_prepared,
+        fresh: false,
     }
 }
 
@@ -677,4 +678,38 @@ fn a_full_node_costs_each_partition_at_most_one_copy_and_no_churn() {
     let (after, changes) = settle(after, &healed);
     assert_eq!(changes, vec![(ConfigType::UpgradeToSecondary, 3)]);
     assert_eq!(after.members().len(), 3);
+}
+
+#[test]
+fn a_secondary_without_its_copy_is_never_promoted_and_the_last_drops_decide() {
+    // Primary 2 died; its only secondary 1 lost its copy. Nodes 3 and 2 were dropped last.
+    let config = pc(5, None, &[1], &[3, 2]);
+    let mut v = view(&[1, 2, 3]);
+    v.reported = [n(1), n(2), n(3)].into();
+    v.replica_info = BTreeMap::from([(n(2), info(4, 10, 12)), (n(3), info(3, 8, 9))]);
+    // Reported without the partition: its copy was set aside.
+    assert_eq!(
+        cure(&config, &v, &GuardianOptions::default()),
+        propose(2, ConfigType::AssignPrimary, 2)
+    );
+    // Recreated empty since (it reports a fresh copy): the same.
+    v.replica_info.insert(
+        n(1),
+        ReplicaInfo {
+            ballot: 5,
+            last_committed: 0,
+            last_prepared: 0,
+            fresh: true,
+        },
+    );
+    assert_eq!(
+        cure(&config, &v, &GuardianOptions::default()),
+        propose(2, ConfigType::AssignPrimary, 2)
+    );
+    // A secondary that holds its copy is promoted as before.
+    v.replica_info.insert(n(1), info(5, 10, 12));
+    assert_eq!(
+        cure(&config, &v, &GuardianOptions::default()),
+        propose(1, ConfigType::UpgradeToPrimary, 1)
+    );
 }

@@ -785,6 +785,7 @@ async fn config_sync_answers_members_and_collects_replicas_of_purged_tables() {
         ballot: 1,
         last_committed: 0,
         last_prepared: 0,
+        fresh: false,
     };
     let req = ConfigSyncRequest {
         node: node_of(nodes[0].addr).unwrap(),

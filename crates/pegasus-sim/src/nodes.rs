@@ -140,6 +140,7 @@ impl Sim {
                     ballot: core.data_ballot(),
                     last_committed: core.last_committed(),
                     last_prepared: core.last_prepared(),
+                    fresh: core.is_fresh(),
                 },
             },
         );
@@ -275,6 +276,7 @@ impl Sim {
                             ballot: core.data_ballot(),
                             last_committed: core.last_committed(),
                             last_prepared: core.last_prepared(),
+                            fresh: core.is_fresh(),
                         },
                     ))
                 })

@@ -197,3 +197,28 @@ fn a_paused_primary_returns_stale_steps_down_and_rejoins_by_learning() {
     );
     check(sim.finish());
 }
+
+#[test]
+fn a_sole_secondary_that_lost_its_copy_is_not_promoted_and_the_last_primary_returns() {
+    // Found by the cluster sweep: the primary died while its only secondary had just set
+    // its copy aside; meta kept proposing that secondary, which had recreated itself empty
+    // and (rightly) refused, so the partition stayed without a primary for good.
+    let mut sim = scenario(18);
+    let (p, s1, s2) = roles(&sim);
+    sim.crash(s2);
+    sim.run_until(10_000);
+    assert!(!sim.config().is_member(s2), "{:?}", sim.config());
+    // The secondary's next log write fails: its copy is set aside. The primary dies before
+    // it can ask meta to remove it.
+    sim.fail_log_io(s1, true);
+    sim.run_until(10_050);
+    sim.crash(p);
+    sim.run_until(16_000);
+    assert_eq!(sim.config().primary, None, "{:?}", sim.config());
+    assert_eq!(sim.config().secondaries, vec![s1], "{:?}", sim.config());
+    sim.restart(p);
+    sim.restart(s2);
+    sim.run_until(50_000);
+    assert!(sim.config().is_healthy(), "{:?}", sim.config());
+    check(sim.finish());
+}

@@ -218,6 +218,7 @@ impl MetaServer {
                                 ballot: r.ballot,
                                 last_committed: r.last_committed,
                                 last_prepared: r.last_prepared,
+                                fresh: r.fresh,
                             },
                         )
                     })

@@ -10,7 +10,7 @@
 //! a thread per replica (`server::partition`), the simulator on its event queue; the
 //! contract between them is in `host`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -74,7 +74,7 @@ pub struct PartitionDriver<H: Host> {
     log: MutationLog,
     appended: u64,
     flushed: u64,
-    clients: HashMap<u64, H::Reply>,
+    clients: BTreeMap<u64, H::Reply>,
     next_client: u64,
     persisted: InitInfo,
     last_tick: u64,
@@ -115,7 +115,7 @@ impl<H: Host> PartitionDriver<H> {
             log,
             appended: 0,
             flushed: 0,
-            clients: HashMap::new(),
+            clients: BTreeMap::new(),
             next_client: 1,
             persisted,
             last_tick: 0,
@@ -164,6 +164,7 @@ impl<H: Host> PartitionDriver<H> {
                 ballot: self.core.data_ballot(),
                 last_committed: self.core.last_committed(),
                 last_prepared: self.core.last_prepared(),
+                fresh: self.core.is_fresh(),
             },
         }
     }

@@ -235,6 +235,7 @@ pub fn open(
                 ballot: core.data_ballot(),
                 last_committed: core.last_committed(),
                 last_prepared: core.last_prepared(),
+                fresh: core.is_fresh(),
             },
         )),
         tx: Mutex::new(tx),
