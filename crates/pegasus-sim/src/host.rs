@@ -79,6 +79,22 @@ impl SimHost {
         }
     }
 
+    /// Sets the node's clocks for the next round: monotonic ms and wall-clock Unix µs.
+    pub fn set_clock(&mut self, now_ms: u64, wall_us: u64) {
+        self.now_ms = now_ms;
+        self.wall_us = wall_us;
+    }
+
+    /// What the driver asked for since the last call.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The view the driver published last (the read gate).
+    pub fn view(&self) -> View {
+        self.view
+    }
+
     /// `init.json`, if the node has one.
     pub fn read_init(fs: &MemFs) -> Option<InitInfo> {
         let bytes = fs.read(Path::new(INIT_PATH)).ok()?;
