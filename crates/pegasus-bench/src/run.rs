@@ -13,7 +13,8 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::target::{Outcome, Result, Target};
+use crate::error::Result;
+use crate::target::{Outcome, Target};
 use crate::workload::{OpKind, Shared, WorkloadSpec};
 
 /// How operations are issued.
@@ -381,7 +382,7 @@ async fn open_loop(ctx: &LoopCtx<'_>, rate: f64, max_inflight: usize) -> Result<
     let rec = std::mem::replace(
         &mut *total
             .lock()
-            .map_err(|_| crate::target::BenchError::Redis("recorder poisoned".into()))?,
+            .map_err(|_| crate::error::BenchError::Redis("recorder poisoned".into()))?,
         Recorder::new(start),
     );
     Ok(rec)
@@ -414,7 +415,7 @@ mod tests {
         b.record(
             OpKind::Update,
             Duration::from_micros(5),
-            &Err(crate::target::BenchError::Redis("x".into())),
+            &Err(crate::error::BenchError::Redis("x".into())),
             start,
         );
         a.merge(b);

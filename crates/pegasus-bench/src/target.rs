@@ -7,51 +7,16 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::StreamExt;
 use pegasus_client::{
-    CasCheckType, CheckAndSetOptions, Client, ClientConfig, ClientError, MultiGetOptions, Table,
+    CasCheckType, CheckAndSetOptions, Client, ClientConfig, MultiGetOptions, Table,
 };
 use pegasus_redis::resp::{encode_command, Limits, Reply, ReplyCodec, RespError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::error::{BenchError, Result};
 use crate::keys::KEY_LEN;
 use crate::workload::{Op, OpKind};
-
-/// A benchmark failure.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// The target string is not understood.
-    #[error(
-        "invalid target {0:?}: expected pegasus://META[,META...][/TABLE] or redis://HOST:PORT"
-    )]
-    InvalidTarget(String),
-    /// The Pegasus client failed.
-    #[error("pegasus: {0}")]
-    Pegasus(#[from] ClientError),
-    /// Redis answered with an error or broke the protocol.
-    #[error("redis: {0}")]
-    Redis(String),
-    /// A socket failed.
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    /// The target cannot run this operation.
-    #[error("{target} cannot run {op}")]
-    Unsupported {
-        /// Target kind.
-        target: &'static str,
-        /// Operation.
-        op: &'static str,
-    },
-}
-
-impl From<RespError> for BenchError {
-    fn from(e: RespError) -> Self {
-        Self::Redis(e.to_string())
-    }
-}
-
-/// Result of this crate.
-pub type Result<T> = std::result::Result<T, BenchError>;
 
 /// A parsed `--target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
