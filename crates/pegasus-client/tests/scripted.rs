@@ -287,7 +287,9 @@ async fn an_operation_times_out_when_the_server_never_answers() {
     let start = std::time::Instant::now();
     let err = table.get(b"k", b"s").await.unwrap_err();
     let elapsed = start.elapsed();
+    eprintln!("a 300 ms operation timeout fired after {elapsed:?}");
     assert!(matches!(err, ClientError::Timeout(_)), "{err}");
+    // Not before the timeout; after it, a 10x margin for a loaded machine.
     assert!(
         elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
         "{elapsed:?}"
@@ -473,11 +475,10 @@ async fn a_per_handle_timeout_overrides_the_client_default() {
         quick.get(b"k", b"s").await,
         Err(ClientError::Timeout(_))
     ));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    let elapsed = start.elapsed();
+    eprintln!("a 200 ms per-handle timeout fired after {elapsed:?}");
+    // A 10x margin for a loaded machine, still well short of the 5 s client default.
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
 
 #[tokio::test]

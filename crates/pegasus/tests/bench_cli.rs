@@ -139,7 +139,11 @@ fn bench_run_against_redis_writes_every_record_and_reads_them_back() {
             "{w} read a record the load did not write"
         );
         assert_eq!(by(w)["errors"], 0);
-        assert!(by(w)["ops"].as_u64().unwrap() > 100);
+        // A floor that only says the workload ran: the rate itself is the benchmarks' to
+        // measure.
+        let ops = by(w)["ops"].as_u64().unwrap();
+        eprintln!("{w}: {ops} ops in {} s", by(w)["seconds"]);
+        assert!(ops > 100, "{w}: {ops} ops");
     }
     // YCSB-F is half reads, half read-modify-writes.
     let f = by("f");

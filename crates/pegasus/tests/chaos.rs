@@ -34,6 +34,8 @@ fn chaos(args: &[&str]) -> Run {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let summary = stdout.lines().last().unwrap_or_default().to_string();
+    // The measured figures (ops, acknowledged writes, recovery), for the floors asserted.
+    eprintln!("chaos {}: {summary}", args.join(" "));
     let report_text = std::fs::read_to_string(run_dir.join("report.jsonl")).unwrap_or_else(|_| {
         panic!(
             "no report\nstdout:\n{stdout}\nstderr:\n{}",
@@ -60,8 +62,14 @@ fn seeded_smoke_run_under_kills_and_pauses_loses_nothing_and_stays_linearizable(
     ]);
     assert!(r.passed, "{}\n{:#}", r.summary, r.report);
     assert!(r.summary.starts_with("ops="), "{}", r.summary);
-    assert!(r.report["ops_ok"].as_u64().unwrap() > 1000);
-    assert!(r.report["acked_writes"].as_u64().unwrap() > 100);
+    // Floors that only say the workload ran through the faults (112,000 ops and 21,700
+    // acknowledged writes when measured): the rates are the benchmarks' to measure.
+    assert!(r.report["ops_ok"].as_u64().unwrap() > 1000, "{}", r.summary);
+    assert!(
+        r.report["acked_writes"].as_u64().unwrap() > 100,
+        "{}",
+        r.summary
+    );
     assert_eq!(r.report["acked_writes_lost"], 0);
     assert_eq!(r.report["lin_violations"], 0);
     assert_eq!(r.report["liveness"], true);

@@ -15,7 +15,7 @@ mod onebox;
 use std::time::Duration;
 
 use bytes::Bytes;
-use onebox::{rt, serial, Onebox};
+use onebox::{rt, serial, wait_until_async, Onebox};
 use pegasus_client::{
     CasCheckType, CheckAndSetOptions, MultiGetOptions, Mutate, MutateOperation, ScanOptions,
 };
@@ -92,7 +92,15 @@ fn ttl_reports_and_expires_records() {
         t.set(b"op_ttl", b"short", b"x", Some(Duration::from_secs(1)))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        wait_until_async(
+            "the 1 s record expired",
+            Duration::from_secs(30),
+            async || match t.get(b"op_ttl", b"short").await.unwrap() {
+                None => Ok(()),
+                Some(v) => Err(format!("get returns {v:?}")),
+            },
+        )
+        .await;
         assert_eq!(t.get(b"op_ttl", b"short").await.unwrap(), None, "expired");
         assert!(!t.exist(b"op_ttl", b"short").await.unwrap());
     });
@@ -504,16 +512,26 @@ fn dropped_table_comes_back_with_its_data_when_recalled() {
             MetaResponse::DropApp(r) => assert_eq!(r.err, ErrorCode::Ok),
             other => panic!("{other:?}"),
         }
+        let dropped_at = std::time::Instant::now();
         assert_eq!(
             client.query_config("temp").await.unwrap().err,
             ErrorCode::ObjectNotFound
         );
-        // The replica servers close the dropped table's replicas at their next config sync.
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        assert!(
-            t.get(b"k1", b"s").await.is_err(),
-            "a dropped table serves nothing"
-        );
+        // The replica servers close the dropped table's replicas at their next config sync
+        // (every 5 s); from then on a read fails (after the client's retries).
+        wait_until_async(
+            "a dropped table serves nothing",
+            Duration::from_secs(60),
+            async || match t.get(b"k1", b"s").await {
+                Err(_) => Ok(()),
+                Ok(v) => Err(format!("get k1 still answers {v:?}")),
+            },
+        )
+        .await;
+        // The recall is to find every server's copies closed, and no server says when it
+        // closed them: let one whole config sync interval pass since the drop (usually
+        // over by now: the failing read above waits out the client's timeout).
+        tokio::time::sleep_until((dropped_at + Duration::from_secs(6)).into()).await;
         match client
             .meta(MetaRequest::RecallApp(RecallAppRequest {
                 app_id,

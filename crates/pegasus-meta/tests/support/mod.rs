@@ -23,8 +23,8 @@ use pegasus_core::ids::Gpid;
 use pegasus_core::time::{Clock, SystemClock};
 use pegasus_meta::guardian::{transform, ConfigUpdate};
 use pegasus_meta::protocol::{
-    names, node_of, Beacon, BeaconAck, DiskReport, Proposal, SyncedPartition, UpdateConfigRequest,
-    UpdateConfigResponse,
+    names, node_of, Beacon, BeaconAck, DiskReport, Proposal, ReplicaReport, SyncedPartition,
+    UpdateConfigRequest, UpdateConfigResponse,
 };
 use pegasus_proto::frame::{RequestFrame, ResponseFrame};
 use pegasus_proto::meta::*;
@@ -153,11 +153,27 @@ async fn beacon_loop(inner: Arc<NodeInner>, beacon_ms: u64) {
             .unwrap()
             .unwrap_or_else(|| inner.metas[next_meta % inner.metas.len()]);
         let sent = Instant::now();
+        // Like a replica server, report a copy of every partition this node is a member of
+        // (it holds what was committed: these fakes keep no data of their own).
+        let replicas = inner
+            .configs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| c.is_member(inner.node))
+            .map(|c| ReplicaReport {
+                gpid: c.gpid,
+                ballot: c.ballot,
+                last_committed: c.last_committed_decree,
+                last_prepared: c.last_committed_decree,
+                fresh: false,
+            })
+            .collect();
         let b = Beacon {
             node: inner.node,
             sent_ms: started.elapsed().as_millis() as u64,
             start_ms: inner.start_ms,
-            replicas: Vec::new(),
+            replicas,
             disk: *inner.disk.lock().unwrap(),
         };
         let ack: Result<BeaconAck, _> =
@@ -258,6 +274,26 @@ impl Handler for NodeInner {
                 None
             }
             _ => None,
+        }
+    }
+}
+
+/// Waits for a state instead of sleeping and hoping it has come: calls `check` every 50 ms
+/// until it returns `Ok`, for at most `within`, then fails with `what` and what the last
+/// check saw (its `Err`).
+pub async fn wait_until<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("{what}: not within {within:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
