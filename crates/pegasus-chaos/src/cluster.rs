@@ -20,8 +20,10 @@ pub struct ClusterOptions {
     pub replicas: u16,
     /// Partitions of table `temp`.
     pub partitions: i32,
-    /// First meta port; replica ports follow at `+10`.
+    /// First meta port.
     pub base_port: u16,
+    /// First replica port (default: `base_port + 10`).
+    pub replica_port: Option<u16>,
     /// TOML merged into the generated configuration.
     pub extra_config: Option<String>,
     /// Every instance on its own loopback address (needed by the partition nemeses).
@@ -29,6 +31,33 @@ pub struct ClusterOptions {
     /// Put `replica1`'s data directory on a tmpfs of this many MiB (the disk-full nemesis
     /// fills it). Needs root, as mounting does.
     pub tmpfs_replica1_mib: Option<u64>,
+    /// Also run a Redis proxy on this port.
+    pub redis_port: Option<u16>,
+    /// `RLIMIT_NOFILE` (soft and hard) of every process, for tests that exhaust it.
+    pub nofile: Option<u64>,
+    /// `RUST_LOG` of every instance (default: inherited).
+    pub log_filter: Option<String>,
+}
+
+impl ClusterOptions {
+    /// Three replica servers, 8 partitions, meta ports from `base_port`, replica ports from
+    /// `base_port + 10`, nothing else.
+    pub fn new(exe: PathBuf, dir: PathBuf, base_port: u16) -> Self {
+        Self {
+            exe,
+            dir,
+            replicas: 3,
+            partitions: 8,
+            base_port,
+            replica_port: None,
+            extra_config: None,
+            ip_per_instance: false,
+            tmpfs_replica1_mib: None,
+            redis_port: None,
+            nofile: None,
+            log_filter: None,
+        }
+    }
 }
 
 /// The addresses part of the onebox's `onebox.json`.
@@ -38,9 +67,11 @@ struct Layout {
     replicas: Vec<SocketAddr>,
 }
 
-/// A running onebox.
+/// A running onebox: the one launcher of test clusters, used by the chaos harness, the
+/// bench suite and the integration tests.
 #[derive(Debug)]
 pub struct Cluster {
+    opts: ClusterOptions,
     dir: PathBuf,
     exe: PathBuf,
     child: Option<Child>,
@@ -54,7 +85,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the onebox and waits until it reports ready (at most 180 s).
+    /// Starts the onebox on a clean directory and waits until it reports ready (at most
+    /// 180 s).
     pub fn start(opts: &ClusterOptions) -> Result<Self> {
         let mut tmpfs = None;
         if let Some(mib) = opts.tmpfs_replica1_mib {
@@ -71,9 +103,44 @@ impl Cluster {
             tmpfs = Some(mount);
         }
         std::fs::create_dir_all(&opts.dir)?;
-        let mut cmd = Command::new(&opts.exe);
+        let mut cluster = Self {
+            opts: opts.clone(),
+            dir: opts.dir.clone(),
+            exe: opts.exe.clone(),
+            child: None,
+            env: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            metas: Vec::new(),
+            replicas: Vec::new(),
+            tmpfs: None,
+        };
+        let clean = tmpfs.is_none();
+        cluster.tmpfs = tmpfs;
+        cluster.launch(clean)?;
+        Ok(cluster)
+    }
+
+    /// Stops the whole onebox and starts it again on the same data.
+    pub fn relaunch(&mut self) -> Result<()> {
+        self.stop_child();
+        self.launch(false)
+    }
+
+    /// Spawns `pegasus onebox` and waits for it to report ready.
+    fn launch(&mut self, clean: bool) -> Result<()> {
+        let opts = &self.opts;
+        let mut cmd = match opts.nofile {
+            // Set in a shell that then becomes onebox: every instance inherits it.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(&opts.exe);
+                c
+            }
+            None => Command::new(&opts.exe),
+        };
         cmd.arg("onebox").arg("--dir").arg(&opts.dir);
-        if tmpfs.is_none() {
+        if clean {
             cmd.arg("--clean");
         }
         if opts.ip_per_instance {
@@ -87,13 +154,24 @@ impl Cluster {
             .arg("--meta-port")
             .arg(opts.base_port.to_string())
             .arg("--replica-port")
-            .arg((opts.base_port + 10).to_string())
+            .arg(opts.replica_port.unwrap_or(opts.base_port + 10).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(port) = opts.redis_port {
+            cmd.arg("--redis-port").arg(port.to_string());
+        }
+        if let Some(filter) = &opts.log_filter {
+            cmd.env("RUST_LOG", filter);
+        }
         if let Some(extra) = &opts.extra_config {
+            // Next to the onebox directory, named after it: two clusters never share it.
             let parent = opts.dir.parent().unwrap_or(Path::new("."));
-            let path = parent.join("chaos-extra.toml");
+            let name = opts
+                .dir
+                .file_name()
+                .map_or_else(|| "onebox".into(), |n| n.to_string_lossy().into_owned());
+            let path = parent.join(format!("{name}-extra.toml"));
             std::fs::write(&path, extra)?;
             cmd.arg("--extra-config").arg(path);
         }
@@ -102,15 +180,7 @@ impl Cluster {
             .stdout
             .take()
             .ok_or_else(|| ChaosError::Cluster("onebox has no stdout".into()))?;
-        let mut cluster = Self {
-            dir: opts.dir.clone(),
-            exe: opts.exe.clone(),
-            child: Some(child),
-            tmpfs,
-            env: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-            metas: Vec::new(),
-            replicas: Vec::new(),
-        };
+        self.child = Some(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout)
@@ -123,19 +193,24 @@ impl Cluster {
             }
         });
         if rx.recv_timeout(Duration::from_secs(180)).is_err() {
-            cluster.stop();
+            self.stop();
             return Err(ChaosError::Cluster(format!(
                 "onebox not ready within 180 s; logs in {}",
-                opts.dir.display()
+                self.dir.display()
             )));
         }
-        let layout: Layout = std::fs::read(opts.dir.join("onebox.json"))
+        let layout: Layout = std::fs::read(self.dir.join("onebox.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| ChaosError::Cluster("onebox.json unreadable".into()))?;
-        cluster.metas = layout.metas;
-        cluster.replicas = layout.replicas;
-        Ok(cluster)
+        self.metas = layout.metas;
+        self.replicas = layout.replicas;
+        Ok(())
+    }
+
+    /// The onebox directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The address of an instance (`meta2`, `replica1`, ...).
@@ -291,8 +366,15 @@ impl Cluster {
     }
 
     /// Resumes every instance (a paused process cannot stop), then stops the onebox and
-    /// waits for it.
+    /// waits for it; unmounts the tmpfs, if any.
     pub fn stop(&mut self) {
+        self.stop_child();
+        if let Some(mount) = self.tmpfs.take() {
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+    }
+
+    fn stop_child(&mut self) {
         if self.child.is_none() {
             return;
         }
@@ -309,17 +391,14 @@ impl Cluster {
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
             }
             if !matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-        }
-        if let Some(mount) = self.tmpfs.take() {
-            let _ = Command::new("umount").arg("-l").arg(&mount).status();
         }
     }
 

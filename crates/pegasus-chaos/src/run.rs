@@ -104,11 +104,8 @@ pub fn run(opts: &ChaosOptions) -> Result<Report> {
     }
     let extra = Some(extra);
     let mut cluster = Cluster::start(&ClusterOptions {
-        exe: opts.exe.clone(),
-        dir: opts.dir.join("onebox"),
         replicas: opts.replicas,
         partitions: opts.partitions,
-        base_port: opts.base_port,
         extra_config: extra,
         // Always: every run has the same shape, partitions or not.
         ip_per_instance: true,
@@ -116,6 +113,7 @@ pub fn run(opts: &ChaosOptions) -> Result<Report> {
             .nemeses
             .contains(&Nemesis::DiskFull)
             .then_some(TMPFS_MIB),
+        ..ClusterOptions::new(opts.exe.clone(), opts.dir.join("onebox"), opts.base_port)
     })?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -87,14 +87,12 @@ impl SuiteResult {
 fn start_onebox(args: &SuiteOptions) -> Result<pegasus_chaos::cluster::Cluster> {
     Ok(pegasus_chaos::cluster::Cluster::start(
         &pegasus_chaos::cluster::ClusterOptions {
-            exe: std::env::current_exe().map_err(BenchError::Local)?,
-            dir: args.dir.join("onebox"),
-            replicas: 3,
             partitions: args.partitions,
-            base_port: args.base_port,
-            extra_config: None,
-            ip_per_instance: false,
-            tmpfs_replica1_mib: None,
+            ..pegasus_chaos::cluster::ClusterOptions::new(
+                std::env::current_exe().map_err(BenchError::Local)?,
+                args.dir.join("onebox"),
+                args.base_port,
+            )
         },
     )?)
 }

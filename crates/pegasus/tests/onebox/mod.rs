@@ -1,5 +1,5 @@
-//! Test support: a `pegasus onebox` process on free ports in a temporary directory, with the
-//! one-instance kill / restart commands.
+//! Test support: a `pegasus onebox` process on free ports in a temporary directory, started
+//! by the chaos harness's cluster launcher, with the one-instance kill / restart commands.
 
 #![allow(
     dead_code,
@@ -12,13 +12,12 @@
 
 pub mod writers;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pegasus_chaos::cluster::{Cluster, ClusterOptions};
 use pegasus_client::{Client, ClientConfig};
 
 /// A two-worker runtime for driving the client in a test.
@@ -100,21 +99,25 @@ pub fn free_range(n: u16) -> u16 {
     panic!("no free port range");
 }
 
+/// A onebox for a test: the chaos harness's launcher (`pegasus_chaos::cluster::Cluster`)
+/// on free ports in a temporary directory.
 pub struct Onebox {
     pub dir: PathBuf,
     pub metas: Vec<SocketAddr>,
     pub replicas: Vec<SocketAddr>,
     /// The Redis proxy onebox started, if asked to.
     pub redis: Option<SocketAddr>,
-    child: Option<Child>,
-    meta_port: u16,
-    replica_port: u16,
-    partitions: i32,
-    extra: Option<PathBuf>,
-    watch_stdin: bool,
-    /// `RLIMIT_NOFILE` (soft and hard) of every process of this onebox, if lowered.
-    nofile: Option<u64>,
+    cluster: Cluster,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// What a test's onebox looks like, besides its size.
+#[derive(Default)]
+struct Shape<'a> {
+    extra: &'a str,
+    shared_dir: Option<PathBuf>,
+    redis: bool,
+    nofile: Option<u64>,
 }
 
 impl Onebox {
@@ -125,84 +128,79 @@ impl Onebox {
 
     /// Like [`Onebox::start`], with `extra` TOML appended to the configuration.
     pub fn start_with(replicas: u16, partitions: i32, extra: &str) -> Self {
-        Self::start_inner(replicas, partitions, extra, None)
+        Self::launch(
+            replicas,
+            partitions,
+            Shape {
+                extra,
+                ..Shape::default()
+            },
+        )
     }
 
     /// Like [`Onebox::start_with`], every process limited to `nofile` descriptors (soft and
     /// hard, so a server cannot raise it), for tests that exhaust them.
     pub fn start_with_nofile(replicas: u16, partitions: i32, extra: &str, nofile: u64) -> Self {
-        let mut ob = Self::prepare(replicas, partitions, extra, None, false);
-        ob.nofile = Some(nofile);
-        ob.launch(false);
-        ob
+        Self::launch(
+            replicas,
+            partitions,
+            Shape {
+                extra,
+                nofile: Some(nofile),
+                ..Shape::default()
+            },
+        )
     }
 
     /// The process id of one instance (`replica1`, `meta2`, ...).
     pub fn pid(&self, name: &str) -> u32 {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        self.cluster
+            .pid_of(name)
+            .unwrap_or_else(|| panic!("{name} is not running"))
     }
 
     /// A onebox that also runs a Redis proxy (`--redis-port`).
     pub fn start_with_redis(replicas: u16, partitions: i32) -> Self {
-        let mut ob = Self::prepare(replicas, partitions, "", None, true);
-        ob.launch(false);
-        ob
+        Self::launch(
+            replicas,
+            partitions,
+            Shape {
+                redis: true,
+                ..Shape::default()
+            },
+        )
     }
 
-    /// `shared_dir`: a fixed directory (cleaned first) for a onebox that lives as long as
-    /// the test process and stops when it exits.
-    fn start_inner(
-        replicas: u16,
-        partitions: i32,
-        extra: &str,
-        shared_dir: Option<PathBuf>,
-    ) -> Self {
-        let watch_stdin = shared_dir.is_some();
-        let mut ob = Self::prepare(replicas, partitions, extra, shared_dir, false);
-        ob.launch(watch_stdin);
-        ob
-    }
-
-    fn prepare(
-        replicas: u16,
-        partitions: i32,
-        extra: &str,
-        shared_dir: Option<PathBuf>,
-        redis: bool,
-    ) -> Self {
-        let watch_stdin = shared_dir.is_some();
+    fn launch(replicas: u16, partitions: i32, shape: Shape<'_>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let extra_path = (!extra.is_empty()).then(|| {
-            let p = tmp.path().join("extra.toml");
-            std::fs::write(&p, extra).unwrap();
-            p
-        });
-        let dir = shared_dir
+        let dir = shape
+            .shared_dir
             .clone()
             .unwrap_or_else(|| tmp.path().join("onebox"));
         let meta_port = free_range(3 + replicas + 1);
         let replica_port = meta_port + 3;
-        let redis = redis.then(|| SocketAddr::from(([127, 0, 0, 1], replica_port + replicas)));
+        let redis = shape
+            .redis
+            .then(|| SocketAddr::from(([127, 0, 0, 1], replica_port + replicas)));
+        let opts = ClusterOptions {
+            replicas,
+            partitions,
+            replica_port: Some(replica_port),
+            extra_config: (!shape.extra.is_empty()).then(|| shape.extra.to_string()),
+            redis_port: redis.map(|r| r.port()),
+            nofile: shape.nofile,
+            log_filter: Some("info,openraft=warn".into()),
+            ..ClusterOptions::new(env!("CARGO_BIN_EXE_pegasus").into(), dir.clone(), meta_port)
+        };
+        let cluster = Cluster::start(&opts).unwrap_or_else(|e| {
+            panic!("{e}\n{}", tail_logs(&dir));
+        });
         Self {
             dir,
-            metas: (0..3)
-                .map(|i| SocketAddr::from(([127, 0, 0, 1], meta_port + i)))
-                .collect(),
-            replicas: (0..replicas)
-                .map(|i| SocketAddr::from(([127, 0, 0, 1], replica_port + i)))
-                .collect(),
+            metas: cluster.metas.clone(),
+            replicas: cluster.replicas.clone(),
             redis,
-            child: None,
-            meta_port,
-            replica_port,
-            partitions,
-            extra: extra_path,
-            watch_stdin,
-            nofile: None,
+            cluster,
             _tmp: Some(tmp),
         }
     }
@@ -217,139 +215,55 @@ impl Onebox {
             let exe = std::env::current_exe().unwrap();
             let stem = exe.file_stem().unwrap().to_string_lossy().into_owned();
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("onebox-{stem}"));
-            Self::start_inner(3, 8, "", Some(dir))
+            Self::launch(
+                3,
+                8,
+                Shape {
+                    shared_dir: Some(dir),
+                    ..Shape::default()
+                },
+            )
         })
-    }
-
-    fn launch(&mut self, clean: bool) {
-        let mut cmd = match self.nofile {
-            // Set in a shell that then becomes onebox: every instance inherits it.
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(env!("CARGO_BIN_EXE_pegasus"));
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_pegasus")),
-        };
-        cmd.arg("onebox")
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--meta-port")
-            .arg(self.meta_port.to_string())
-            .arg("--replica-port")
-            .arg(self.replica_port.to_string())
-            .arg("--replicas")
-            .arg(self.replicas.len().to_string())
-            .arg("--partitions")
-            .arg(self.partitions.to_string())
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if clean {
-            cmd.arg("--clean");
-        }
-        if let Some(e) = &self.extra {
-            cmd.arg("--extra-config").arg(e);
-        }
-        if let Some(r) = self.redis {
-            cmd.arg("--redis-port").arg(r.port().to_string());
-        }
-        if self.watch_stdin {
-            cmd.arg("--stop-on-stdin-eof").stdin(Stdio::piped());
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("onebox ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        self.child = Some(child);
-        match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(_) => {}
-            Err(_) => {
-                let logs = self.logs();
-                self.stop();
-                panic!("onebox not ready within 180 s\n{logs}");
-            }
-        }
     }
 
     /// Stops the onebox (SIGTERM, as Ctrl-C would) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.cluster.stop();
     }
 
     /// Stops and starts the whole onebox on the same data.
     pub fn restart_all(&mut self) {
-        self.stop();
-        self.launch(false);
-    }
-
-    fn instance(&self, action: &str, name: &str) {
-        let status = Command::new(env!("CARGO_BIN_EXE_pegasus"))
-            .arg("onebox")
-            .arg(action)
-            .arg(name)
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "onebox {action} {name}");
-    }
-
-    /// Starts one instance again with extra environment (`KEY=VALUE`, e.g. libfaketime's).
-    pub fn restart_with_env(&self, name: &str, env: &[String]) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pegasus"));
-        cmd.arg("onebox")
-            .arg("restart")
-            .arg(name)
-            .arg("--dir")
-            .arg(&self.dir);
-        for e in env {
-            cmd.arg("--env").arg(e);
+        if let Err(e) = self.cluster.relaunch() {
+            panic!("{e}\n{}", self.logs());
         }
-        let status = cmd.stdout(Stdio::null()).status().unwrap();
-        assert!(status.success(), "onebox restart {name} {env:?}");
+    }
+
+    /// Starts one instance again with extra environment (`KEY=VALUE`, e.g. libfaketime's);
+    /// later restarts of it get none.
+    pub fn restart_with_env(&self, name: &str, env: &[String]) {
+        self.cluster.set_env(name, env.to_vec());
+        let started = self.cluster.restart(name);
+        self.cluster.set_env(name, Vec::new());
+        started.unwrap_or_else(|e| panic!("onebox restart {name} {env:?}: {e}"));
     }
 
     /// `kill -9` one instance (`meta2`, `replica3`, ...).
     pub fn kill(&self, name: &str) {
-        self.instance("kill", name);
+        self.cluster
+            .kill(name)
+            .unwrap_or_else(|e| panic!("onebox kill {name}: {e}"));
     }
 
     /// Starts one instance again.
     pub fn restart(&self, name: &str) {
-        self.instance("restart", name);
+        self.cluster
+            .restart(name)
+            .unwrap_or_else(|e| panic!("onebox restart {name}: {e}"));
     }
 
     /// The instance name of a replica server address.
     pub fn replica_name(&self, addr: SocketAddr) -> String {
-        let i = self.replicas.iter().position(|a| *a == addr).unwrap();
-        format!("replica{}", i + 1)
+        self.cluster.instance_of(addr).unwrap()
     }
 
     pub fn client(&self) -> Client {
@@ -361,25 +275,30 @@ impl Onebox {
 
     /// The instance logs, for failure messages.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                out.push_str(&format!("== {}\n", p.display()));
-                for l in tail.into_iter().rev() {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-        }
-        out
+        tail_logs(&self.dir)
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
+
+/// The last lines of every instance log under `dir`.
+fn tail_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!("== {}\n", p.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 impl Drop for Onebox {
