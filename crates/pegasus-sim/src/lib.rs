@@ -235,7 +235,8 @@ enum Msg {
 
 #[derive(Debug, Clone)]
 enum Ev {
-    Tick(NodeId),
+    /// A replica's next wake-up without input (when its driver said it is due).
+    Wake(NodeId, Gpid),
     Beacon(NodeId),
     Deliver {
         from: Addr,
@@ -276,6 +277,8 @@ struct Replica {
     /// Which opening of a replica this is (unique in the run): a checkpoint fetched for an
     /// earlier one is dropped.
     incarnation: u64,
+    /// When its next wake-up event is scheduled (virtual ms), if one is.
+    wake_at: Option<u64>,
 }
 
 struct Node {
@@ -509,8 +512,6 @@ impl Sim {
     pub fn start(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in &ids {
-            let t = self.rng.range(0, TICK_MS);
-            self.at(t, Ev::Tick(*id));
             let b = self.rng.range(0, BEACON_MS);
             self.at(b, Ev::Beacon(*id));
         }
@@ -658,7 +659,7 @@ impl Sim {
     fn step(&mut self, ev: Ev) {
         // A paused node handles nothing until the pause ends.
         let paused_node = match &ev {
-            Ev::Tick(id) | Ev::Beacon(id) | Ev::Reopen(id, _) => Some(*id),
+            Ev::Wake(id, _) | Ev::Beacon(id) | Ev::Reopen(id, _) => Some(*id),
             Ev::Fetched { node, .. } => Some(*node),
             Ev::Deliver {
                 to: Addr::Node(id), ..
@@ -670,16 +671,23 @@ impl Sim {
             return;
         }
         match ev {
-            Ev::Tick(id) => {
-                if self.is_up(id) {
-                    // A round with no input for each replica: the driver ticks the core,
-                    // and flushes the store and trims the log when that is due.
-                    for gpid in self.open_replicas(id) {
+            Ev::Wake(id, gpid) => {
+                let due = self
+                    .nodes
+                    .get_mut(&id)
+                    .and_then(|n| n.replicas.get_mut(&gpid))
+                    .filter(|r| r.wake_at.is_some_and(|w| w <= self.now));
+                // A wake-up deferred by a pause is late, not stale; one superseded by an
+                // earlier wake-up finds the replica's next one later than now.
+                if let Some(r) = due {
+                    // A round with no input, when the driver said it is due: the core's
+                    // lease end, timeouts and group checks, the store's flush and the log's
+                    // trim. An idle secondary sleeps until its flush timer.
+                    r.wake_at = None;
+                    if self.is_up(id) {
                         self.round(id, gpid, Vec::new());
                     }
                 }
-                let t = self.now + TICK_MS;
-                self.at(t, Ev::Tick(id));
             }
             Ev::Beacon(id) => {
                 if self.is_up(id) {

@@ -69,6 +69,7 @@ impl Sim {
                     disk: MemoryDisk::new(),
                     driver: None,
                     incarnation: 0,
+                    wake_at: None,
                 },
             );
         }
@@ -155,6 +156,7 @@ impl Sim {
         };
         replica.driver = Some(PartitionDriver::new(host, cfg, core, store, log, init));
         replica.incarnation = incarnation;
+        replica.wake_at = None;
         self.next_incarnation = incarnation;
         self.trace(|| format!("{id} {} opened", g(gpid)));
         // The node's lease covers replicas opened after its last beacon ack too.
@@ -166,8 +168,34 @@ impl Sim {
                 now_ms,
             };
             self.round(id, gpid, vec![DriverInput::Core(lease)]);
+        } else {
+            self.schedule_wake(id, gpid);
         }
         true
+    }
+
+    /// Schedules the replica's next wake-up where its driver says it is due (its local
+    /// time, turned into virtual time by the node's clock rate), unless one is already
+    /// scheduled as early.
+    pub(crate) fn schedule_wake(&mut self, id: NodeId, gpid: Gpid) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let rate = node.rate_permille.max(1);
+        let Some(r) = node.replicas.get_mut(&gpid) else {
+            return;
+        };
+        let Some(driver) = r.driver.as_ref() else {
+            return;
+        };
+        let local = driver.next_wake_ms();
+        let at = (local.saturating_mul(1000).div_ceil(rate)).max(now + 1);
+        if r.wake_at.is_some_and(|w| w <= at) {
+            return;
+        }
+        r.wake_at = Some(at);
+        self.at(at, Ev::Wake(id, gpid));
     }
 
     /// Opens the replica of `gpid` on `id` if `create` says the server would for this
@@ -225,7 +253,8 @@ impl Sim {
             self.effect(id, gpid, e);
         }
         match exit {
-            None | Some(Exit::Closed) => {}
+            None => self.schedule_wake(id, gpid),
+            Some(Exit::Closed) => {}
             Some(Exit::Failed) => {
                 // A replica in error is set aside, as the server moves its directory
                 // aside: meta and the primary bring the copy back by learning.

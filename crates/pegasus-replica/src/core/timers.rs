@@ -4,6 +4,48 @@
 use super::*;
 
 impl Replica {
+    /// The earliest local time (ms) at which a tick would do something, or `None` if no
+    /// tick is needed until another event arrives: the runtime may sleep until then (an
+    /// idle secondary needs no tick at all; an idle primary wakes for its lease's end and
+    /// its group checks). A tick earlier than this is harmless, a later one only delays
+    /// what is due: a lapsed lease is still checked before every read (`can_read`).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let mut due: Option<u64> = None;
+        let mut at = |t: u64| due = Some(due.map_or(t, |d| d.min(t)));
+        if let Some((_, _, _, sent)) = &self.config_request {
+            at(sent.saturating_add(self.opts.meta_retry_ms));
+        }
+        if self.status != Status::Primary {
+            return due;
+        }
+        if !self.opts.planted_ignore_lease {
+            at(self.lease_until_ms);
+        }
+        let timeout = self.opts.prepare_timeout_ms;
+        if let Some(sent) = self
+            .pending
+            .values()
+            .filter(|p| !p.acks.is_empty())
+            .map(|p| p.sent_ms)
+            .min()
+        {
+            at(sent.saturating_add(timeout));
+        }
+        if let Some(sent) = self.group_check_waiting.values().min() {
+            at(sent.saturating_add(timeout));
+        }
+        if !self.config.secondaries.is_empty() || !self.learners.is_empty() {
+            at(self
+                .last_group_check_ms
+                .saturating_add(self.opts.group_check_interval_ms));
+        }
+        if !self.queue.is_empty() && self.wall_us == 0 {
+            // Writes wait for the first tick's wall clock.
+            at(self.now_ms);
+        }
+        due
+    }
+
     pub(super) fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.now_ms = self.now_ms.max(now_ms);
         let now = self.now_ms;

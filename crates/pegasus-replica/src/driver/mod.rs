@@ -80,6 +80,9 @@ pub struct PartitionDriver<H: Host> {
     last_tick: u64,
     last_checkpoint: u64,
     last_storage_stats: u64,
+    /// Inputs arrived since the storage figures were last recorded (an idle replica
+    /// records them only with its flush timer).
+    active_since_stats: bool,
     /// The `default_ttl` env last turned into a mutation by this node as primary.
     default_ttl: Option<u32>,
     /// A local operation of this round ran out of a resource: reads are off, nothing more
@@ -121,6 +124,7 @@ impl<H: Host> PartitionDriver<H> {
             last_tick: 0,
             last_checkpoint: now,
             last_storage_stats: 0,
+            active_since_stats: true,
             default_ttl: None,
             transient: None,
         }
@@ -174,6 +178,25 @@ impl<H: Host> PartitionDriver<H> {
         self.cfg.tick_ms.max(1)
     }
 
+    /// When this replica next needs a round without input (the host's monotonic ms): its
+    /// core's next deadline (no earlier than the next tick), the timed flush and log trim,
+    /// and its storage figures while it is active. An idle secondary needs nothing before
+    /// its flush timer; an idle primary wakes for its lease's end and group checks. Waking
+    /// it earlier is harmless; later only delays what is due.
+    pub fn next_wake_ms(&self) -> u64 {
+        let next_tick = self.last_tick.saturating_add(self.tick_ms());
+        let mut wake = self
+            .last_checkpoint
+            .saturating_add(self.cfg.checkpoint_interval_ms.max(1));
+        if let Some(due) = self.core.next_deadline_ms() {
+            wake = wake.min(due.max(next_tick));
+        }
+        if self.active_since_stats {
+            wake = wake.min(self.last_storage_stats.saturating_add(STORAGE_STATS_MS));
+        }
+        wake
+    }
+
     /// Runs one round with the inputs that arrived together (possibly none: the timer).
     /// `Some` when the replica stops: told to close, failed, or to be reopened.
     pub fn round(&mut self, inputs: Vec<Input<H::Reply, H::Staged>>) -> Option<Exit> {
@@ -182,6 +205,9 @@ impl<H: Host> PartitionDriver<H> {
         // stamped earlier than a read this server answered before it arrived (an incr right
         // after a read found the record expired must find it expired too).
         let now = self.host.now_ms();
+        if !inputs.is_empty() {
+            self.active_since_stats = true;
+        }
         let has_writes = inputs.iter().any(|i| matches!(i, Input::Write { .. }));
         if has_writes || now.saturating_sub(self.last_tick) >= self.cfg.tick_ms {
             self.last_tick = now;
@@ -630,10 +656,17 @@ impl<H: Host> PartitionDriver<H> {
     }
 
     fn maybe_record_storage(&mut self, now: u64) {
-        if now.saturating_sub(self.last_storage_stats) < STORAGE_STATS_MS {
+        if !self.active_since_stats
+            || now.saturating_sub(self.last_storage_stats) < STORAGE_STATS_MS
+        {
             return;
         }
+        self.record_storage(now);
+    }
+
+    fn record_storage(&mut self, now: u64) {
         self.last_storage_stats = now;
+        self.active_since_stats = false;
         self.host.record_storage(&self.store);
     }
 
@@ -643,6 +676,8 @@ impl<H: Host> PartitionDriver<H> {
             return;
         }
         self.last_checkpoint = now;
+        // An idle replica's figures are refreshed with its flush timer.
+        self.record_storage(now);
         self.host.housekeeping(&self.store, &self.persisted.app);
         let engine = self.store.engine();
         let flushed = if crate::failpoint::fire(crate::failpoint::FailPoint::StorageFlushEmfile) {

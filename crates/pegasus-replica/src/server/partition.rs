@@ -308,12 +308,15 @@ struct ManualCompact {
 /// Inputs handled per round before the log is flushed.
 const BATCH: usize = 512;
 
-/// The thread's loop: wait up to a tick for input, take everything queued (up to
-/// [`BATCH`]) as one round.
+/// The thread's loop: wait for input until the driver's next wake-up (an idle replica
+/// sleeps until its lease, group check or flush is due, not a tick), take everything queued
+/// (up to [`BATCH`]) as one round.
 fn run(driver: &mut PartitionDriver<ServerHost>, rx: &Receiver<Input>) -> Exit {
-    let tick = Duration::from_millis(driver.tick_ms());
     loop {
-        let first = match rx.recv_timeout(tick) {
+        let wait = driver
+            .next_wake_ms()
+            .saturating_sub(driver.host().ctx.now_ms());
+        let first = match rx.recv_timeout(Duration::from_millis(wait)) {
             Ok(i) => Some(i),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => Some(Input::Close),
