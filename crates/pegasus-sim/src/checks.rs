@@ -126,7 +126,8 @@ impl Sim {
             let value = primary.and_then(|p| {
                 let local = self.local_time(p);
                 let driver = self.driver(p, gpid)?;
-                (local < driver.host().view.read_until_ms).then_some(())?;
+                let lease = self.nodes.get(&p)?.lease;
+                lease.allows(driver.host().view.read, local).then_some(())?;
                 let r = driver.store().get(&key_bytes(key));
                 Some(if r.error == 0 {
                     parse_int(&r.value)

@@ -11,7 +11,7 @@ use pegasus_core::config::{ConfigType, NodeId, PartitionConfig};
 use pegasus_core::ids::{Decree, Gpid};
 use pegasus_core::time::Clock;
 use pegasus_fs::{FileSystem, MemFs};
-use pegasus_replica::core::{Checkpoint, PeerMessage, Status};
+use pegasus_replica::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
 use pegasus_replica::driver::{Host, InitInfo, View, WriteResult};
 use pegasus_replica::Mutation;
 use pegasus_storage::{MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine};
@@ -52,6 +52,8 @@ pub struct SimHost {
     pub(crate) now_ms: u64,
     /// The node's wall clock for this round, Unix µs (the planted uptime bug sets it).
     pub(crate) wall_us: u64,
+    /// The node's lease for this round.
+    pub(crate) lease: NodeLease,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) fs: MemFs,
     /// The disk the store serves from.
@@ -70,6 +72,7 @@ impl SimHost {
             gpid,
             now_ms: 0,
             wall_us: 0,
+            lease: NodeLease::default(),
             clock,
             fs,
             disk,
@@ -83,6 +86,11 @@ impl SimHost {
     pub fn set_clock(&mut self, now_ms: u64, wall_us: u64) {
         self.now_ms = now_ms;
         self.wall_us = wall_us;
+    }
+
+    /// Sets the node's lease for the next round.
+    pub fn set_lease(&mut self, lease: NodeLease) {
+        self.lease = lease;
     }
 
     /// What the driver asked for since the last call.
@@ -119,6 +127,10 @@ impl Host for SimHost {
         self.wall_us
     }
 
+    fn node_lease(&self) -> NodeLease {
+        self.lease
+    }
+
     fn send(&mut self, to: NodeId, msg: PeerMessage) {
         self.effects.push(Effect::Send(to, msg));
     }
@@ -134,7 +146,9 @@ impl Host for SimHost {
 
     fn publish(&mut self, view: View, lower_only: bool) {
         if lower_only {
-            self.view.read_until_ms = self.view.read_until_ms.min(view.read_until_ms);
+            if self.view.read != view.read {
+                self.view.read = ReadGrant::None;
+            }
         } else {
             self.view = view;
         }

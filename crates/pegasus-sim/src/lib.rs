@@ -50,7 +50,9 @@ use pegasus_fs::{CrashMode, FileSystem, MemFs};
 use pegasus_meta::guardian::{self, ConfigUpdate, GuardianOptions, ReplicaInfo, UpdateOutcome};
 use pegasus_meta::pass::{self, Action, NodesView, PartitionView};
 use pegasus_proto::ErrorCode;
-use pegasus_replica::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
+use pegasus_replica::core::{
+    Checkpoint, Event, NodeLease, PeerMessage, ReadGrant, ReplicaOptions, Status,
+};
 use pegasus_replica::driver::{
     self, DriverConfig, Exit, Host, InitInfo, Input as DriverInput, PartitionDriver, View,
 };
@@ -171,6 +173,8 @@ pub struct Report {
     pub partitions: u64,
     /// Most replicas any node hosted at the end.
     pub max_replicas_per_node: u64,
+    /// Driver rounds run (with input or woken by a timer): what the replicas cost.
+    pub rounds: u64,
     /// The event trace, when asked for.
     pub trace: Vec<String>,
 }
@@ -289,7 +293,7 @@ struct Node {
     replicas: BTreeMap<Gpid, Replica>,
     /// The node's read lease from its last acknowledged beacon (sent, until), local ms;
     /// given to replicas opened after it, as the server does.
-    lease: Option<(u64, u64)>,
+    lease: NodeLease,
     /// An OS error every file operation fails with now (a full disk, no descriptors).
     disk_error: Option<i32>,
 }
@@ -334,6 +338,7 @@ pub struct Sim {
     committed_content: BTreeMap<(Gpid, Decree), (Vec<Bytes>, u64)>,
     primary_of_ballot: BTreeMap<(Gpid, i64), NodeId>,
     report: Report,
+    rounds_by_gpid: BTreeMap<Gpid, u64>,
     store_clock: ManualClock,
     drop_rule: Option<DropRule>,
 }
@@ -380,7 +385,7 @@ impl Sim {
                     paused_until: 0,
                     rate_permille: skew,
                     replicas: BTreeMap::new(),
-                    lease: None,
+                    lease: NodeLease::default(),
                     disk_error: None,
                 },
             );
@@ -429,6 +434,7 @@ impl Sim {
                 partitions: configs.len() as u64,
                 ..Report::default()
             },
+            rounds_by_gpid: BTreeMap::new(),
             opts,
             rng,
             now: 0,
@@ -576,6 +582,34 @@ impl Sim {
         self.meta.configs.values()
     }
 
+    /// The node whose replica of `gpid` may serve a read now (its published read grant
+    /// under its node's lease, as a read would check), if any.
+    pub fn readable_primary(&self, gpid: Gpid) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.up && n.paused_until <= self.now)
+            .find(|(id, n)| {
+                self.driver(**id, gpid)
+                    .is_some_and(|d| n.lease.allows(d.host().view.read, self.local_time(**id)))
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// Driver rounds run so far.
+    pub fn rounds(&self) -> u64 {
+        self.report.rounds
+    }
+
+    /// Driver rounds run so far by the replicas of `gpid`.
+    pub fn rounds_of(&self, gpid: Gpid) -> u64 {
+        self.rounds_by_gpid.get(&gpid).copied().unwrap_or(0)
+    }
+
+    /// The partitions the clients' keys live in (the others are never written or read).
+    pub fn client_partitions(&self) -> BTreeSet<Gpid> {
+        self.key_gpid.iter().copied().collect()
+    }
+
     fn driver(&self, node: NodeId, gpid: Gpid) -> Option<&PartitionDriver<SimHost>> {
         self.nodes.get(&node)?.replicas.get(&gpid)?.driver.as_ref()
     }
@@ -621,7 +655,7 @@ impl Sim {
             return false;
         }
         n.up = false;
-        n.lease = None;
+        n.lease = NodeLease::default();
         let gpids: Vec<Gpid> = n.replicas.keys().copied().collect();
         for r in n.replicas.values() {
             r.fs.crash(mode);

@@ -21,17 +21,6 @@ impl Sim {
         }
     }
 
-    /// The replicas open on a node now.
-    pub(crate) fn open_replicas(&self, id: NodeId) -> Vec<Gpid> {
-        self.nodes.get(&id).map_or_else(Vec::new, |n| {
-            n.replicas
-                .iter()
-                .filter(|(_, r)| r.driver.is_some())
-                .map(|(g, _)| *g)
-                .collect()
-        })
-    }
-
     /// Opens node `id`'s replica of `gpid` from its files, or creates it empty with
     /// `create_with` (meta's configuration) if the node has none. True if it is open.
     pub(crate) fn open_replica(
@@ -55,7 +44,6 @@ impl Sim {
         let Some(node) = self.nodes.get_mut(&id).filter(|n| n.up) else {
             return false;
         };
-        let lease = node.lease;
         if !node.replicas.contains_key(&gpid) {
             if create_with.is_none() {
                 return false;
@@ -133,7 +121,7 @@ impl Sim {
             replica.fs.clone(),
             replica.disk.clone(),
             View {
-                read_until_ms: 0,
+                read: ReadGrant::None,
                 last_timestamp_us: core.last_timestamp_us(),
                 status: core.status(),
                 report: pegasus_control::ReplicaReport {
@@ -159,18 +147,8 @@ impl Sim {
         replica.wake_at = None;
         self.next_incarnation = incarnation;
         self.trace(|| format!("{id} {} opened", g(gpid)));
-        // The node's lease covers replicas opened after its last beacon ack too.
-        if let Some((sent_ms, until_ms)) = lease {
-            let now_ms = self.local_time(id);
-            let lease = Event::Lease {
-                sent_ms,
-                until_ms,
-                now_ms,
-            };
-            self.round(id, gpid, vec![DriverInput::Core(lease)]);
-        } else {
-            self.schedule_wake(id, gpid);
-        }
+        // The node's lease reaches it with its first round, as every renewal does.
+        self.schedule_wake(id, gpid);
         true
     }
 
@@ -219,6 +197,7 @@ impl Sim {
     pub(crate) fn round(&mut self, id: NodeId, gpid: Gpid, inputs: Vec<DriverInput<u64, Bytes>>) {
         let now_ms = self.local_time(id);
         let wall_us = self.wall_us(id);
+        let lease = self.nodes.get(&id).map(|n| n.lease).unwrap_or_default();
         let trace = self.opts.trace;
         let Some(driver) = self
             .nodes
@@ -231,6 +210,7 @@ impl Sim {
         let host = driver.host_mut();
         host.now_ms = now_ms;
         host.wall_us = wall_us;
+        host.lease = lease;
         let before = (driver.core().status(), driver.core().config().ballot);
         let desc = if trace {
             inputs
@@ -243,6 +223,8 @@ impl Sim {
         let exit = driver.round(inputs);
         let after = (driver.core().status(), driver.core().config().ballot);
         let effects = std::mem::take(&mut driver.host_mut().effects);
+        self.report.rounds += 1;
+        *self.rounds_by_gpid.entry(gpid).or_default() += 1;
         for d in desc {
             self.trace(|| format!("{id} {} <- {d}", g(gpid)));
         }
@@ -410,18 +392,12 @@ impl Sim {
                 self.deliver(id, gpid, create.as_ref(), input);
             }
             Msg::BeaconAck { sent_local_ms } => {
-                let until_ms = sent_local_ms + LEASE_MS;
-                if let Some(n) = self.nodes.get_mut(&id) {
-                    n.lease = Some((sent_local_ms, until_ms));
-                }
+                // One lease for the node: replicas take it with their next round, and
+                // reads check it themselves (no round per replica per beacon).
                 let now_ms = self.local_time(id);
-                for gpid in self.open_replicas(id) {
-                    let lease = Event::Lease {
-                        sent_ms: sent_local_ms,
-                        until_ms,
-                        now_ms,
-                    };
-                    self.round(id, gpid, vec![DriverInput::Core(lease)]);
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.lease
+                        .renew(sent_local_ms, sent_local_ms + LEASE_MS, now_ms);
                 }
             }
             Msg::Config(c) => {
@@ -454,6 +430,7 @@ impl Sim {
 
     pub(crate) fn on_client_request(&mut self, id: NodeId, op: u64, gpid: Gpid, request: ClientOp) {
         let local = self.local_time(id);
+        let lease = self.nodes.get(&id).map(|n| n.lease).unwrap_or_default();
         let planted = self.opts.planted;
         let Some(driver) = self.driver(id, gpid) else {
             // No such replica here (ERR_OBJECT_NOT_FOUND): the client asks meta again.
@@ -472,7 +449,7 @@ impl Sim {
                 let view = driver.host().view;
                 let allowed = match planted {
                     Some(PlantedBug::ReadsWithoutLease) => view.status == Status::Primary,
-                    Some(PlantedBug::UptimeAsWallClock) | None => local < view.read_until_ms,
+                    Some(PlantedBug::UptimeAsWallClock) | None => lease.allows(view.read, local),
                 };
                 let reply = if allowed {
                     let r = store.get(&key_bytes(key));

@@ -16,7 +16,7 @@ use pegasus_core::rrdb::UpdateRequest;
 use pegasus_core::time::{Clock, ManualClock};
 use pegasus_fs::{FileSystem, MemFs};
 use pegasus_proto::ErrorCode;
-use pegasus_replica::core::{Event, ReplicaOptions};
+use pegasus_replica::core::{Event, NodeLease, ReadGrant, ReplicaOptions};
 use pegasus_replica::driver::{self, DriverConfig, Exit, InitInfo, Input, PartitionDriver, View};
 use pegasus_replica::log::{LogOptions, MutationLog};
 use pegasus_replica::update::encode_write;
@@ -85,7 +85,7 @@ impl Harness {
         };
         let core = driver::open_core(ME, opts, &init, &store, replayed, report.truncated_bytes);
         let view = View {
-            read_until_ms: 0,
+            read: ReadGrant::None,
             last_timestamp_us: 0,
             status: core.status(),
             report: ReplicaReport {
@@ -131,15 +131,16 @@ impl Harness {
             "a fresh replica asks meta to be primary of a new partition"
         );
         // A primary serves only under a lease from meta's beacon acknowledgements.
+        // The node's lease reaches the replica with its next round.
         let now_ms = h.now_ms;
-        h.round(vec![
-            Input::Core(Event::Lease {
-                sent_ms: now_ms,
-                until_ms: now_ms + 3_600_000,
-                now_ms,
-            }),
-            Input::Core(Event::Config(config(1, Some(ME), secondaries))),
-        ]);
+        let mut lease = NodeLease::default();
+        lease.renew(now_ms, now_ms + 3_600_000, now_ms);
+        h.driver.host_mut().set_lease(lease);
+        h.round(vec![Input::Core(Event::Config(config(
+            1,
+            Some(ME),
+            secondaries,
+        )))]);
         h.effects();
         h
     }

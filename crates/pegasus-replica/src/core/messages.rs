@@ -133,15 +133,13 @@ pub enum Event {
     },
     /// Meta refused our configuration request (stale ballot or invalid change).
     ConfigRejected,
-    /// Meta acknowledged a beacon sent at `sent_ms`: this node may serve until `until_ms`.
+    /// The node's lease as it is now (see [`NodeLease`](super::NodeLease)), taken at the
+    /// start of a round: a new epoch means it lapsed meanwhile and a primary steps down.
     Lease {
-        /// When (local clock) the acknowledged beacon was sent.
-        sent_ms: u64,
-        /// Lease deadline.
+        /// The lease's epoch.
+        epoch: u64,
+        /// Its deadline (local clock).
         until_ms: u64,
-        /// Local clock now. After a pause the acknowledgement may be handled before any
-        /// tick noticed that the old lease ran out.
-        now_ms: u64,
     },
     /// The runtime prepared what a learner asked for (checkpoint and/or logged mutations).
     LearnStateReady {

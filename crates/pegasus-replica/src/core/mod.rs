@@ -28,7 +28,7 @@
 //! Modules: `messages` (events, actions, peer messages, range checks), `writes` (the write
 //! path on the primary, commits on every member), `peers` (prepares and group checks on a
 //! secondary), `reconfig` (configurations, takeover, proposals), `learning`, `timers`
-//! (lease, timeouts, group checks); this file holds the state, its accessors and the event
+//! (lease, timeouts, group checks), `lease` (the node's read lease and its epochs); this file holds the state, its accessors and the event
 //! dispatch.
 
 #![deny(clippy::arithmetic_side_effects)]
@@ -175,8 +175,13 @@ pub struct Replica {
     read_barrier: Decree,
     learners: BTreeMap<NodeId, Learner>,
     next_signature: u64,
+    /// The node lease's epoch and deadline as last taken (see [`NodeLease`]).
+    lease_epoch: u64,
     lease_until_ms: u64,
     last_group_check_ms: u64,
+    /// The (ballot, committed decree) the last group check carried: while they are
+    /// unchanged and every member acknowledged it, the primary is quiet.
+    settled_check: Option<(Ballot, Decree)>,
     /// Group-check acks outstanding, with the time the check was sent.
     group_check_waiting: BTreeMap<NodeId, u64>,
     /// Our outstanding request to meta, and when it was last sent.
@@ -240,8 +245,10 @@ impl Replica {
             read_barrier: 0,
             learners: BTreeMap::new(),
             next_signature: 1,
+            lease_epoch: 0,
             lease_until_ms: 0,
             last_group_check_ms: 0,
+            settled_check: None,
             group_check_waiting: BTreeMap::new(),
             config_request: None,
             learning: None,
@@ -339,17 +346,18 @@ impl Replica {
         Ok(())
     }
 
-    /// Until when (local ms) reads may be served, if this replica may serve them at all:
-    /// primary, re-proposals committed. The runtime publishes it so reads on other threads
-    /// check `now < deadline` without going through the state machine.
-    pub fn read_deadline(&self) -> Option<u64> {
-        (self.status == Status::Primary && self.committed >= self.read_barrier).then_some(
-            if self.opts.planted_ignore_lease {
-                u64::MAX
-            } else {
-                self.lease_until_ms
-            },
-        )
+    /// Whether reads may be served, and under which epoch of the node's lease: primary,
+    /// re-proposals committed. The runtime publishes it so reads on other threads check it
+    /// against the node's lease ([`NodeLease::allows`]) without going through the state
+    /// machine, and without this replica taking every renewal.
+    pub fn read_grant(&self) -> ReadGrant {
+        if self.status != Status::Primary || self.committed < self.read_barrier {
+            ReadGrant::None
+        } else if self.opts.planted_ignore_lease {
+            ReadGrant::Always
+        } else {
+            ReadGrant::Epoch(self.lease_epoch)
+        }
     }
 
     /// Whether this replica was created empty and has not yet caught up with a group (the
@@ -400,22 +408,23 @@ impl Replica {
             Event::ConfigRejected => {
                 self.config_request = None;
             }
-            Event::Lease {
-                sent_ms,
-                until_ms,
-                now_ms,
-            } => {
+            Event::Lease { epoch, until_ms } => {
                 if self.status == Status::Primary
-                    && self.lease_until_ms <= sent_ms.max(now_ms)
+                    && epoch != self.lease_epoch
                     && !self.opts.planted_ignore_lease
                 {
-                    // The lease lapsed before this beacon was sent, or before this
-                    // acknowledgement arrived: meta may have chosen another primary
-                    // meanwhile. Step down before taking a new lease.
+                    // The node's lease lapsed since this primary last took it: meta may
+                    // have chosen another primary meanwhile. Step down before taking the
+                    // new one.
                     self.status = Status::Inactive;
                     self.abort_writes(&mut out);
                 }
-                self.lease_until_ms = self.lease_until_ms.max(until_ms);
+                if epoch != self.lease_epoch {
+                    self.lease_epoch = epoch;
+                    self.lease_until_ms = until_ms;
+                } else {
+                    self.lease_until_ms = self.lease_until_ms.max(until_ms);
+                }
             }
             Event::LearnStateReady {
                 learner,
@@ -481,12 +490,14 @@ impl Replica {
 }
 
 mod learning;
+mod lease;
 mod messages;
 mod peers;
 mod reconfig;
 mod timers;
 mod writes;
 
+pub use lease::{NodeLease, ReadGrant};
 use messages::event_in_range;
 pub use messages::{Action, Checkpoint, Event, LearnResponse, PeerMessage};
 

@@ -86,6 +86,7 @@ impl Replica {
             .collect();
         self.learners.clear();
         self.group_check_waiting.clear();
+        self.settled_check = None;
         // Learning signatures start afresh for every primary term and embed its ballot: a
         // restarted primary must never reuse a signature a learner remembers as finished.
         self.next_signature = u64::try_from(self.config.ballot)

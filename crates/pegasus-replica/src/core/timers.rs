@@ -1,14 +1,20 @@
 //! The core's clock: each tick expires the read lease and overdue prepares, sends group
-//! checks, and asks meta to remove a peer that failed; configuration requests to meta.
+//! checks (none while the primary is quiet), and asks meta to remove a peer that failed;
+//! configuration requests to meta; when the next tick is due.
 
 use super::*;
 
 impl Replica {
     /// The earliest local time (ms) at which a tick would do something, or `None` if no
-    /// tick is needed until another event arrives: the runtime may sleep until then (an
-    /// idle secondary needs no tick at all; an idle primary wakes for its lease's end and
-    /// its group checks). A tick earlier than this is harmless, a later one only delays
-    /// what is due: a lapsed lease is still checked before every read (`can_read`).
+    /// tick is needed until another event arrives: the runtime may sleep until then. A tick
+    /// earlier than this is harmless, a later one only delays what is due.
+    ///
+    /// * An idle secondary needs no tick at all (meta, not its primary, notices failures).
+    /// * A primary with work in flight wakes for its lease's end (to abort what waits),
+    ///   overdue prepares and group checks, and the next group check.
+    /// * A quiet primary (see [`Replica::is_quiet`]) hibernates: no tick at all. A lapse of
+    ///   the node's lease needs no wake-up, because readers check the node's lease
+    ///   themselves and the next round takes it (and steps down) before anything else.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let mut due: Option<u64> = None;
         let mut at = |t: u64| due = Some(due.map_or(t, |d| d.min(t)));
@@ -18,7 +24,8 @@ impl Replica {
         if self.status != Status::Primary {
             return due;
         }
-        if !self.opts.planted_ignore_lease {
+        let busy = !self.pending.is_empty() || !self.queue.is_empty();
+        if busy && !self.opts.planted_ignore_lease {
             at(self.lease_until_ms);
         }
         let timeout = self.opts.prepare_timeout_ms;
@@ -34,7 +41,7 @@ impl Replica {
         if let Some(sent) = self.group_check_waiting.values().min() {
             at(sent.saturating_add(timeout));
         }
-        if !self.config.secondaries.is_empty() || !self.learners.is_empty() {
+        if (!self.config.secondaries.is_empty() || !self.learners.is_empty()) && !self.is_quiet() {
             at(self
                 .last_group_check_ms
                 .saturating_add(self.opts.group_check_interval_ms));
@@ -44,6 +51,25 @@ impl Replica {
             at(self.now_ms);
         }
         due
+    }
+
+    /// A primary is quiet when nothing happened since a group check every member
+    /// acknowledged: same configuration, same committed decree, no writes waiting, no
+    /// learners, nothing asked of meta. It sends no more group checks until that changes
+    /// (TiKV's hibernating regions). Safe because group checks decide nothing about what
+    /// commits or who may read: they carry a committed decree every member already has, and
+    /// they find failed members, which the next write's prepares find as well (a member
+    /// that never answers is removed after `prepare_timeout_ms`, as after any failure
+    /// between checks), while meta's beacons find dead nodes and a replica that lost its
+    /// copy whatever the primary does.
+    pub fn is_quiet(&self) -> bool {
+        self.status == Status::Primary
+            && self.pending.is_empty()
+            && self.queue.is_empty()
+            && self.learners.is_empty()
+            && self.group_check_waiting.is_empty()
+            && self.config_request.is_none()
+            && self.settled_check == Some((self.config.ballot, self.committed))
     }
 
     pub(super) fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
@@ -86,8 +112,11 @@ impl Replica {
         for node in late.into_iter().chain(late_checks) {
             self.remote_failure(node, out);
         }
-        if now.saturating_sub(self.last_group_check_ms) >= self.opts.group_check_interval_ms {
+        if now.saturating_sub(self.last_group_check_ms) >= self.opts.group_check_interval_ms
+            && !self.is_quiet()
+        {
             self.last_group_check_ms = now;
+            self.settled_check = Some((self.config.ballot, self.committed));
             let targets: Vec<NodeId> = self
                 .config
                 .secondaries
@@ -112,6 +141,8 @@ impl Replica {
     /// A member failed to answer: ask meta to remove it (a learner is just dropped).
     pub(super) fn remote_failure(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.group_check_waiting.remove(&node);
+        // Not settled: the next group check must look again.
+        self.settled_check = None;
         if self
             .config_request
             .as_ref()

@@ -12,7 +12,7 @@ use pegasus_proto::ErrorCode;
 use pegasus_storage::{PartitionStore, StorageEngine, WriteResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Checkpoint, Event, PeerMessage, Status};
+use crate::core::{Checkpoint, Event, NodeLease, PeerMessage, ReadGrant, Status};
 use crate::mutation::Mutation;
 
 /// The answer to one client write.
@@ -39,8 +39,9 @@ fn default_data_dir() -> String {
 /// What a replica's state looks like from outside, published after every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
-    /// Reads may be served until this time (the host's monotonic ms; 0: not at all).
-    pub read_until_ms: u64,
+    /// Whether reads may be served, under which epoch of the node's lease (a reader checks
+    /// it with [`NodeLease::allows`](crate::core::NodeLease::allows)).
+    pub read: ReadGrant,
     /// The largest mutation timestamp held (Unix µs).
     pub last_timestamp_us: u64,
     /// The core's status.
@@ -127,6 +128,8 @@ pub trait Host {
     fn gpid(&self) -> Gpid;
     /// Monotonic time, ms (leases, timers).
     fn now_ms(&self) -> u64;
+    /// The node's lease now (one for every replica of the node, renewed by beacons).
+    fn node_lease(&self) -> NodeLease;
     /// Wall-clock time, Unix µs (what mutations are stamped with).
     fn wall_us(&self) -> u64;
     /// Sends a message to a peer replica (best effort).
@@ -135,8 +138,9 @@ pub trait Host {
     fn request_config(&mut self, kind: ConfigType, node: NodeId, config: PartitionConfig);
     /// Answers a client write.
     fn reply(&mut self, to: Self::Reply, result: WriteResult);
-    /// Publishes the replica's view. With `lower_only`, the read deadline may only go down
-    /// (a step-down takes effect at once; reads open only after the event's commits).
+    /// Publishes the replica's view. With `lower_only`, reads may only close, never open or
+    /// change epoch (a step-down takes effect at once; reads open only after the event's
+    /// commits): a host keeps its grant if it equals the view's, else publishes none.
     fn publish(&mut self, view: View, lower_only: bool);
     /// Whether a primary with these secondaries must refuse writes for lack of disk space.
     fn refuses_writes(&mut self, secondaries: &[NodeId]) -> bool;

@@ -20,7 +20,9 @@ use pegasus_core::ids::Decree;
 use pegasus_proto::ErrorCode;
 use pegasus_storage::{PartitionStore, StorageEngine, StorageError, WriteRequest};
 
-use crate::core::{Action, Checkpoint, Event, Refusal, Replica, ReplicaOptions, Status};
+use crate::core::{
+    Action, Checkpoint, Event, NodeLease, ReadGrant, Refusal, Replica, ReplicaOptions, Status,
+};
 use crate::log::MutationLog;
 use crate::mutation::Mutation;
 use crate::update::{decode_write, encode_write};
@@ -83,6 +85,8 @@ pub struct PartitionDriver<H: Host> {
     /// Inputs arrived since the storage figures were last recorded (an idle replica
     /// records them only with its flush timer).
     active_since_stats: bool,
+    /// The node's lease as this replica's core last took it.
+    lease_taken: NodeLease,
     /// The `default_ttl` env last turned into a mutation by this node as primary.
     default_ttl: Option<u32>,
     /// A local operation of this round ran out of a resource: reads are off, nothing more
@@ -125,6 +129,7 @@ impl<H: Host> PartitionDriver<H> {
             last_checkpoint: now,
             last_storage_stats: 0,
             active_since_stats: true,
+            lease_taken: NodeLease::default(),
             default_ttl: None,
             transient: None,
         }
@@ -158,7 +163,7 @@ impl<H: Host> PartitionDriver<H> {
     /// The replica's view now.
     pub fn view(&self) -> View {
         View {
-            read_until_ms: self.read_deadline(),
+            read: self.read_grant(),
             last_timestamp_us: self.core.last_timestamp_us(),
             status: self.core.status(),
             report: ReplicaReport {
@@ -180,9 +185,9 @@ impl<H: Host> PartitionDriver<H> {
 
     /// When this replica next needs a round without input (the host's monotonic ms): its
     /// core's next deadline (no earlier than the next tick), the timed flush and log trim,
-    /// and its storage figures while it is active. An idle secondary needs nothing before
-    /// its flush timer; an idle primary wakes for its lease's end and group checks. Waking
-    /// it earlier is harmless; later only delays what is due.
+    /// and its storage figures while it is active. An idle secondary, and a quiet primary, need
+    /// nothing before the flush timer. Waking it earlier is harmless; later only delays
+    /// what is due.
     pub fn next_wake_ms(&self) -> u64 {
         let next_tick = self.last_tick.saturating_add(self.tick_ms());
         let mut wake = self
@@ -207,6 +212,16 @@ impl<H: Host> PartitionDriver<H> {
         let now = self.host.now_ms();
         if !inputs.is_empty() {
             self.active_since_stats = true;
+        }
+        // The node's lease first, before a tick could find the one last taken expired: a
+        // replica takes renewals lazily (none while it sleeps), lapses included.
+        let lease = self.host.node_lease();
+        if lease != self.lease_taken {
+            self.lease_taken = lease;
+            self.event(Event::Lease {
+                epoch: lease.epoch,
+                until_ms: lease.until_ms,
+            });
         }
         let has_writes = inputs.iter().any(|i| matches!(i, Input::Write { .. }));
         if has_writes || now.saturating_sub(self.last_tick) >= self.cfg.tick_ms {
@@ -329,7 +344,7 @@ impl<H: Host> PartitionDriver<H> {
             "replica {gpid:?} panicked: {what}; it fails over like an I/O error and will be rebuilt"
         );
         let mut view = self.view();
-        view.read_until_ms = 0;
+        view.read = ReadGrant::None;
         self.host.publish(view, true);
         let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.event(Event::LocalError);
@@ -341,7 +356,7 @@ impl<H: Host> PartitionDriver<H> {
         }
         self.fail_clients();
         let mut view = self.view();
-        view.read_until_ms = 0;
+        view.read = ReadGrant::None;
         view.status = Status::Error;
         self.host.publish(view, false);
     }
@@ -440,13 +455,13 @@ impl<H: Host> PartitionDriver<H> {
         }
     }
 
-    /// The read deadline to publish: none while a transient failure is pending (the store
-    /// may lack a decree the group committed).
-    fn read_deadline(&self) -> u64 {
+    /// The read grant to publish: none while a transient failure is pending (the store may
+    /// lack a decree the group committed).
+    fn read_grant(&self) -> ReadGrant {
         if self.transient.is_some() {
-            return 0;
+            return ReadGrant::None;
         }
-        self.core.read_deadline().unwrap_or(0)
+        self.core.read_grant()
     }
 
     /// A primary on an insufficient disk whose every secondary is short of space too (or

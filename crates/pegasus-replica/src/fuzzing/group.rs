@@ -13,7 +13,9 @@ use super::{
     ReplicaEventsReport, GPID, MAX_EVENTS, MAX_IN_FLIGHT, MAX_RUNTIME_QUEUE, NODES, WALL_MAX,
     WALL_START,
 };
-use crate::core::{Action, Checkpoint, Event, PeerMessage, Replica, ReplicaOptions, Status};
+use crate::core::{
+    Action, Checkpoint, Event, NodeLease, PeerMessage, Replica, ReplicaOptions, Status,
+};
 use crate::mutation::Mutation;
 
 #[derive(Debug)]
@@ -45,6 +47,8 @@ pub(super) struct Node {
     request: Option<PartitionConfig>,
     builds: VecDeque<(NodeId, u64, Decree)>,
     installs: VecDeque<Checkpoint>,
+    /// The node's lease (one per node, as on a server), renewed by the program.
+    lease: NodeLease,
 }
 
 impl Node {
@@ -63,6 +67,7 @@ impl Node {
             request: None,
             builds: VecDeque::new(),
             installs: VecDeque::new(),
+            lease: NodeLease::default(),
         }
     }
 
@@ -322,14 +327,7 @@ impl Group {
             } => {
                 let i = node_index(*node);
                 let a = self.anchors(i);
-                self.handle(
-                    i,
-                    Event::Lease {
-                        sent_ms: sent.unsigned(&a),
-                        until_ms: until.unsigned(&a),
-                        now_ms: now.unsigned(&a),
-                    },
-                );
+                self.renew_lease(i, sent.unsigned(&a), until.unsigned(&a), now.unsigned(&a));
             }
             Op::Proposal { node, kind, about } => {
                 let kind = CONFIG_TYPES
@@ -464,12 +462,22 @@ impl Group {
 
     fn lease(&mut self, i: usize, len_ms: u64) {
         let now = self.now_ms;
+        self.renew_lease(i, now, now.saturating_add(len_ms), now);
+    }
+
+    /// Renews node `i`'s lease and hands it to its replica at once (a runtime may hand it
+    /// later, at the replica's next round; the core must be right either way).
+    fn renew_lease(&mut self, i: usize, sent_ms: u64, until_ms: u64, now_ms: u64) {
+        let Some(n) = self.nodes.get_mut(i) else {
+            return;
+        };
+        n.lease.renew(sent_ms, until_ms, now_ms);
+        let lease = n.lease;
         self.handle(
             i,
             Event::Lease {
-                sent_ms: now,
-                until_ms: now.saturating_add(len_ms),
-                now_ms: now,
+                epoch: lease.epoch,
+                until_ms: lease.until_ms,
             },
         );
     }

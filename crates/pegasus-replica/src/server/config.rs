@@ -15,8 +15,14 @@ pub struct ReplicaServerConfig {
     pub checkpoint_interval_ms: u64,
     /// Decrees kept in the log below the durable one, for lagging secondaries.
     pub log_retain_decrees: i64,
-    /// The replica state machine's clock tick, ms.
+    /// The replica state machine's clock tick, ms: the finest its timers go. An idle
+    /// replica does not tick; it sleeps until a timer is due.
     pub tick_ms: u64,
+    /// Threads that run every hosted replica's rounds (Pegasus:
+    /// `[threadpool.THREAD_POOL_REPLICATION] worker_count`). A round may block on its log's
+    /// fsync, so there are more workers than cores: as many fsyncs overlap as there are
+    /// workers. Independent of how many replicas the node hosts.
+    pub replication_worker_count: usize,
     /// Largest write request accepted (`ERR_INVALID_DATA` above it), bytes.
     pub max_write_bytes: usize,
     /// Most mutations in two-phase commit at once (`staleness_for_commit`).
@@ -70,6 +76,7 @@ impl Default for ReplicaServerConfig {
             checkpoint_interval_ms: 60_000,
             log_retain_decrees: 10_000,
             tick_ms: 50,
+            replication_worker_count: 24,
             max_write_bytes: 1 << 20,
             staleness_for_commit: 20,
             max_mutation_batch: 64,
@@ -94,6 +101,9 @@ impl ReplicaServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tick_ms == 0 || self.config_sync_interval_ms == 0 {
             return Err("tick_ms and config_sync_interval_ms must be > 0".into());
+        }
+        if !(1..=1024).contains(&self.replication_worker_count) {
+            return Err("replication_worker_count must be between 1 and 1024".into());
         }
         if self.disk_min_available_space_ratio >= 100 || self.disk_stat_interval_ms == 0 {
             return Err(

@@ -3,6 +3,39 @@
 
 use super::*;
 
+/// The node's lease, shared by the beacon loop (which renews it) and every reader and
+/// replica (which check it). Renewals are serialized by the mutex; readers use the atomics:
+/// the deadline is stored after the epoch (release) and loaded before it (acquire), so a
+/// reader that sees a deadline granted after a lapse sees the new epoch too, and refuses
+/// a grant from before the lapse.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseCell {
+    renewals: Mutex<NodeLease>,
+    epoch: AtomicU64,
+    until_ms: AtomicU64,
+}
+
+impl LeaseCell {
+    /// Meta acknowledged the beacon sent at `sent_ms` until `until_ms`; it arrived at
+    /// `now_ms`.
+    pub(crate) fn renew(&self, sent_ms: u64, until_ms: u64, now_ms: u64) {
+        let mut l = match self.renewals.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        l.renew(sent_ms, until_ms, now_ms);
+        self.epoch.store(l.epoch, Ordering::Release);
+        self.until_ms.store(l.until_ms, Ordering::Release);
+    }
+
+    /// The lease now.
+    pub(crate) fn get(&self) -> NodeLease {
+        let until_ms = self.until_ms.load(Ordering::Acquire);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        NodeLease { epoch, until_ms }
+    }
+}
+
 pub(super) fn reports(server: &ReplicaServer) -> Vec<pegasus_control::ReplicaReport> {
     server
         .replica_list()
@@ -61,22 +94,10 @@ pub(super) async fn beacon_loop(server: std::sync::Weak<ReplicaServer>) {
                 Ok(a) if a.is_leader && a.lease_ms > 0 => {
                     ctx.meta.set_leader(Some(target));
                     ctx.disk.set_cluster(a.disk_insufficient);
+                    // One lease for the node: readers check it, and each replica takes
+                    // it with its next round (no round per replica per beacon).
                     let until_ms = a.sent_ms.saturating_add(a.lease_ms);
-                    if let Ok(mut l) = ctx.lease.lock() {
-                        if l.is_none_or(|(_, u)| u < until_ms) {
-                            *l = Some((a.sent_ms, until_ms));
-                        }
-                    }
-                    let lease = Event::Lease {
-                        sent_ms: a.sent_ms,
-                        until_ms,
-                        now_ms: ctx.now_ms(),
-                    };
-                    if let Some(s) = server.upgrade() {
-                        for r in s.replica_list() {
-                            r.send(Input::Core(lease.clone()));
-                        }
-                    }
+                    ctx.lease.renew(a.sent_ms, until_ms, ctx.now_ms());
                 }
                 Ok(a) => ctx.meta.set_leader(a.leader.filter(|l| *l != target)),
                 Err(_) => ctx.meta.set_leader(None),

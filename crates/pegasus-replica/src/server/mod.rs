@@ -3,14 +3,16 @@
 //! beacons the meta leader for its lease and syncs configurations.
 //!
 //! Threads: the async runtime handles sockets, reads (straight from the shared store, after
-//! checking the replica's published read deadline) and talks to meta and peers; each
-//! replica has its own thread for the state machine, RocksDB writes and log fsyncs
-//! ([`partition`]).
+//! checking the replica's published read grant against the node's lease) and talks to meta
+//! and peers; a fixed pool of replication workers runs the replicas' rounds — state
+//! machine, RocksDB writes, log fsyncs — when they have input or a timer is due
+//! ([`partition`], `workers`): the thread count does not grow with the replica count.
 //!
 //! Modules: `config` (settings, validated), `rrdb` (the client service and its metrics),
 //! `peer` (internal RPCs: PacificA messages, proposals, config pushes, learn files),
 //! `transfer` (fetching a learned checkpoint), `meta_link` (beacons, disk reports, config
-//! sync), [`partition`] (a replica's thread and host), `reopen` (in-place reopen after a
+//! sync, the node's lease), [`partition`] (a replica's task and host), `workers` (the
+//! replication workers and their timers), `reopen` (in-place reopen after a
 //! transient error), [`disk`], [`layout`], `admin` (HTTP); this file holds the server's
 //! context, start and shutdown, the replica registry and the RPC dispatch.
 
@@ -24,6 +26,7 @@ mod peer;
 mod reopen;
 mod rrdb;
 mod transfer;
+mod workers;
 
 pub use config::{ReplicaServerConfig, ReplicaServerOptions};
 use meta_link::{beacon_loop, config_sync_loop, disk_loop};
@@ -36,7 +39,7 @@ use reopen::Reopens;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,7 +64,7 @@ use pegasus_storage::{ReadLimits, RocksEnv, StorageConfig, WriteRequest, WriteRe
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::core::{Checkpoint, Event, PeerMessage, ReplicaOptions, Status};
+use crate::core::{Checkpoint, Event, NodeLease, PeerMessage, ReplicaOptions, Status};
 use crate::update::encode_write;
 use partition::{Exit, Input, Shared};
 
@@ -139,7 +142,7 @@ impl MetaLink {
     }
 }
 
-/// What every replica thread shares.
+/// What every replica shares.
 pub struct Ctx {
     me: NodeId,
     addr: SocketAddr,
@@ -155,8 +158,10 @@ pub struct Ctx {
     start_ms: u64,
     sessions: SessionPool,
     meta: MetaLink,
-    /// The latest lease meta granted this node: (beacon sent, until), local ms.
-    lease: Mutex<Option<(u64, u64)>>,
+    /// The node's lease, renewed by beacons (see [`NodeLease`]).
+    lease: meta_link::LeaseCell,
+    /// The replication workers every replica runs on.
+    workers: workers::Workers<partition::PartitionTask>,
     /// Wakes the config sync loop before its interval (a reopened replica wants meta's
     /// configuration now: until then a primary does not serve).
     sync_now: tokio::sync::Notify,
@@ -350,6 +355,9 @@ impl ReplicaServer {
         let root = opts.config.data_dir.clone();
         std::fs::create_dir_all(root.join("replica"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let started = Instant::now();
+        let workers =
+            workers::Workers::start("replica", opts.config.replication_worker_count, started)?;
         let ctx = Arc::new(Ctx {
             me,
             addr: opts.listen,
@@ -369,7 +377,7 @@ impl ReplicaServer {
             cfg: opts.config.clone(),
             fd: opts.fd,
             rt: tokio::runtime::Handle::current(),
-            started: Instant::now(),
+            started,
             start_ms: wall_ms(),
             sessions: SessionPool::new(MAX_FRAME),
             meta: MetaLink {
@@ -377,7 +385,8 @@ impl ReplicaServer {
                 leader: Mutex::new(None),
                 next: Mutex::new(0),
             },
-            lease: Mutex::new(None),
+            lease: meta_link::LeaseCell::default(),
+            workers,
             sync_now: tokio::sync::Notify::new(),
             disk: disk::DiskState::default(),
         });
@@ -470,6 +479,7 @@ impl ReplicaServer {
         while replicas.iter().any(|r| !r.is_closed()) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.ctx.workers.stop();
     }
 
     /// This server's address.
@@ -527,16 +537,6 @@ impl ReplicaServer {
                 server.on_replica_exit(gpid, exit);
             })
         })?;
-        // The node's lease covers replicas created after the last beacon ack too: without
-        // it a new primary would step down at its first tick.
-        let lease = self.ctx.lease.lock().ok().and_then(|l| *l);
-        if let Some((sent_ms, until_ms)) = lease {
-            shared.send(Input::Core(Event::Lease {
-                sent_ms,
-                until_ms,
-                now_ms: self.ctx.now_ms(),
-            }));
-        }
         shared.send(Input::Core(Event::Tick {
             now_ms: self.ctx.now_ms(),
             wall_us: self.ctx.wall_us(),

@@ -1,18 +1,16 @@
-//! One hosted replica on the real server: a thread that runs the replica's
-//! [`PartitionDriver`] over RocksDB and the real file system, fed by a channel. Blocking I/O
-//! (RocksDB writes, fsync) happens on this thread, never on the async runtime. Everything
-//! queued while the thread was busy is one round of the driver: group commit falls out of
-//! the loop.
+//! One hosted replica on the real server: its [`PartitionDriver`] over RocksDB and the real
+//! file system, run by the replication workers ([`super::workers`]) when it has input or a
+//! timer is due. Blocking I/O (RocksDB writes, fsync) happens on a worker, never on the
+//! async runtime. Everything queued while the replica was busy is one round of the driver:
+//! group commit falls out of the loop.
 //!
-//! Reads do not go through the thread: the driver publishes the read deadline (lease,
-//! primary, re-proposals committed) after every event, and readers use the shared store
-//! directly.
+//! Reads do not go through the thread: the driver publishes the read grant (primary,
+//! re-proposals committed, under which epoch of the node's lease) after every event, and
+//! readers check it against the node's lease and use the shared store directly.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use pegasus_control::{AppSummary, ReplicaReport};
@@ -23,8 +21,9 @@ use pegasus_storage::{PartitionStore, RocksEngine, StorageEngine, StorageError};
 use tokio::sync::oneshot;
 
 use super::layout::{self, InitInfo};
+use super::workers::{Handle, Task};
 use super::Ctx;
-use crate::core::{Checkpoint, PeerMessage, Status};
+use crate::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
 use crate::driver::{self, DriverConfig, Host, PartitionDriver, View};
 use crate::fs::{StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
@@ -50,10 +49,12 @@ pub struct Shared {
     store: RwLock<Option<Arc<Store>>>,
     /// The store last served, without keeping it open.
     last_store: Mutex<Weak<Store>>,
-    read_until_ms: AtomicU64,
+    /// The read grant the driver published ([`ReadGrant::to_bits`]).
+    read_grant: AtomicU64,
     last_timestamp_us: AtomicU64,
     report: Mutex<(Status, ReplicaReport)>,
-    tx: Mutex<Sender<Input>>,
+    /// Its mailbox on the replication workers (set once it is spawned).
+    handle: OnceLock<Handle<PartitionTask>>,
     closed: AtomicBool,
     app: Mutex<AppSummary>,
     /// Client writes handed to the thread and not answered yet.
@@ -61,9 +62,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The store, if reads may be served at `now_ms`.
-    pub fn readable_store(&self, now_ms: u64) -> Option<Arc<Store>> {
-        if now_ms >= self.read_until_ms.load(Ordering::Acquire) {
+    /// The store, if reads may be served at `now_ms` under the node's `lease`.
+    pub fn readable_store(&self, lease: NodeLease, now_ms: u64) -> Option<Arc<Store>> {
+        let grant = ReadGrant::from_bits(self.read_grant.load(Ordering::Acquire));
+        if !lease.allows(grant, now_ms) {
             return None;
         }
         self.store.read().ok().and_then(|s| s.clone())
@@ -93,12 +95,9 @@ impl Shared {
         }
     }
 
-    /// Sends an input to the replica thread (false if it stopped).
+    /// Sends an input to the replica (false if it stopped).
     pub fn send(&self, input: Input) -> bool {
-        self.tx
-            .lock()
-            .map(|tx| tx.send(input).is_ok())
-            .unwrap_or(false)
+        self.handle.get().is_some_and(|h| h.post(input))
     }
 
     /// Status and what the replica reports to meta.
@@ -114,7 +113,7 @@ impl Shared {
         self.last_timestamp_us.load(Ordering::Acquire)
     }
 
-    /// Whether the thread has stopped.
+    /// Whether the replica has stopped.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -154,7 +153,7 @@ pub fn is_transient_io(e: &std::io::Error) -> bool {
             .is_some_and(StorageError::is_transient)
 }
 
-/// Opens (or creates) the replica of `gpid` and starts its thread. `fresh_config` is used
+/// Opens (or creates) the replica of `gpid` and hands it to the replication workers. `fresh_config` is used
 /// when the directory does not exist yet (the replica is created empty).
 pub fn open(
     ctx: &Arc<Ctx>,
@@ -220,13 +219,12 @@ pub fn open(
         replayed,
         report.truncated_bytes,
     );
-    let (tx, rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         gpid,
         dir: dir.clone(),
         store: RwLock::new(Some(store.clone())),
         last_store: Mutex::new(Arc::downgrade(&store)),
-        read_until_ms: AtomicU64::new(0),
+        read_grant: AtomicU64::new(0),
         last_timestamp_us: AtomicU64::new(core.last_timestamp_us()),
         report: Mutex::new((
             core.status(),
@@ -238,7 +236,7 @@ pub fn open(
                 fresh: core.is_fresh(),
             },
         )),
-        tx: Mutex::new(tx),
+        handle: OnceLock::new(),
         closed: AtomicBool::new(false),
         app: Mutex::new(init.app.clone()),
         pending_writes: std::sync::atomic::AtomicUsize::new(0),
@@ -257,32 +255,56 @@ pub fn open(
         log_retain_decrees: ctx.cfg.log_retain_decrees,
         plant_uptime_as_wall_clock: false,
     };
-    let mut driver = PartitionDriver::new(host, cfg, core, store, log, init);
-    let thread_shared = shared.clone();
-    std::thread::Builder::new()
-        .name(format!("replica-{}.{}", gpid.app_id, gpid.pidx))
-        .spawn(move || {
-            // A panic (a bug) fails this replica over exactly like an I/O error: it must
-            // never leave the partition wedged with a thread gone and a status still
-            // reported as healthy.
-            let exit = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(&mut driver, &rx)
-            })) {
-                Ok(exit) => exit,
+    let driver = PartitionDriver::new(host, cfg, core, store, log, init);
+    let task = PartitionTask {
+        driver: Some(driver),
+        on_exit: Some(Box::new(on_exit)),
+    };
+    let handle = ctx.workers.spawn(task, Vec::new());
+    let _ = shared.handle.set(handle);
+    Ok(shared)
+}
+
+/// A replica as the replication workers run it.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds the driver and a callback; the replica's `Shared` is the debug view"
+)]
+pub struct PartitionTask {
+    driver: Option<PartitionDriver<ServerHost>>,
+    on_exit: Option<Box<dyn FnOnce(Gpid, Exit) + Send>>,
+}
+
+impl Task for PartitionTask {
+    type Input = Input;
+
+    /// One round; then the driver's next wake-up, or `None` once it stopped.
+    fn round(&mut self, inputs: Vec<Input>) -> Option<u64> {
+        let driver = self.driver.as_mut()?;
+        // A panic (a bug) fails this replica over exactly like an I/O error: it must never
+        // leave the partition wedged with its status still reported as healthy.
+        let exit =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.round(inputs))) {
+                Ok(None) => return Some(driver.next_wake_ms()),
+                Ok(Some(exit)) => exit,
                 Err(panic) => {
                     driver.after_panic(&panic_message(panic.as_ref()));
                     Exit::Failed
                 }
             };
-            // Close RocksDB and the log before the directory may be moved aside (or opened
-            // again): RocksDB closes once the last reader lets go of the store.
-            drop(driver);
-            thread_shared.release_store();
-            thread_shared.closed.store(true, Ordering::Release);
-            thread_shared.read_until_ms.store(0, Ordering::Release);
-            on_exit(gpid, exit);
-        })?;
-    Ok(shared)
+        let driver = self.driver.take()?;
+        let shared = driver.host().shared.clone();
+        // Close RocksDB and the log before the directory may be moved aside (or opened
+        // again): RocksDB closes once the last reader lets go of the store.
+        drop(driver);
+        shared.release_store();
+        shared.closed.store(true, Ordering::Release);
+        shared.read_grant.store(0, Ordering::Release);
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit(shared.gpid, exit);
+        }
+        None
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -303,35 +325,6 @@ pub const MANUAL_COMPACT_ONCE_TRIGGER_TIME: &str = "manual_compact.once.trigger_
 struct ManualCompact {
     started_for: u64,
     running: Arc<AtomicBool>,
-}
-
-/// Inputs handled per round before the log is flushed.
-const BATCH: usize = 512;
-
-/// The thread's loop: wait for input until the driver's next wake-up (an idle replica
-/// sleeps until its lease, group check or flush is due, not a tick), take everything queued
-/// (up to [`BATCH`]) as one round.
-fn run(driver: &mut PartitionDriver<ServerHost>, rx: &Receiver<Input>) -> Exit {
-    loop {
-        let wait = driver
-            .next_wake_ms()
-            .saturating_sub(driver.host().ctx.now_ms());
-        let first = match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(i) => Some(i),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Input::Close),
-        };
-        let mut inputs: Vec<Input> = first.into_iter().collect();
-        while inputs.len() < BATCH {
-            match rx.try_recv() {
-                Ok(i) => inputs.push(i),
-                Err(_) => break,
-            }
-        }
-        if let Some(exit) = driver.round(inputs) {
-            return exit;
-        }
-    }
 }
 
 /// The replica server's side of a driver: the shared view readers and the server use, the
@@ -361,6 +354,10 @@ impl Host for ServerHost {
         self.ctx.now_ms()
     }
 
+    fn node_lease(&self) -> NodeLease {
+        self.ctx.lease.get()
+    }
+
     fn wall_us(&self) -> u64 {
         self.ctx.wall_us()
     }
@@ -379,15 +376,15 @@ impl Host for ServerHost {
     }
 
     fn publish(&mut self, view: View, lower_only: bool) {
+        let grant = view.read.to_bits();
         if lower_only {
-            self.shared
-                .read_until_ms
-                .fetch_min(view.read_until_ms, Ordering::AcqRel);
+            // Reads may only close: a grant that changed is withdrawn until the full view.
+            if self.shared.read_grant.load(Ordering::Acquire) != grant {
+                self.shared.read_grant.store(0, Ordering::Release);
+            }
             return;
         }
-        self.shared
-            .read_until_ms
-            .store(view.read_until_ms, Ordering::Release);
+        self.shared.read_grant.store(grant, Ordering::Release);
         self.shared
             .last_timestamp_us
             .store(view.last_timestamp_us, Ordering::Release);

@@ -15,7 +15,7 @@ impl ReplicaServer {
             return self.write(&replica, req).await;
         }
         let store = replica
-            .readable_store(self.ctx.now_ms())
+            .readable_store(self.ctx.lease.get(), self.ctx.now_ms())
             .ok_or(ErrorCode::InvalidState)?;
         let app_id = gpid.app_id;
         let pidx = gpid.pidx;
