@@ -127,9 +127,15 @@ impl MetaServer {
                 .filter(|pc| pc.members().iter().any(|m| dead.contains(m)))
                 .collect()
         });
-        for action in pass::dead_members(&affected, &dead) {
-            self.carry_out(action, now).await;
-        }
+        self.carry_out_all(pass::dead_members(&affected, &dead), now)
+            .await;
+    }
+
+    /// Carries out a pass's decisions together: its writes go to Raft at once (one log
+    /// append and fsync for all of them, instead of one round trip each — a dead node that
+    /// led 300 partitions is dropped from all of them in one commit, not in 300).
+    pub(super) async fn carry_out_all(&self, actions: Vec<Action>, now: Instant) {
+        futures::future::join_all(actions.into_iter().map(|a| self.carry_out(a, now))).await;
     }
 
     /// Carries out one decision of the guardian pass.
@@ -249,9 +255,8 @@ impl MetaServer {
             min_2pc_replicas: self.config.mutation_2pc_min_replica_count,
             dropout_delay_ms: self.config.replica_assign_delay_ms_for_dropouts,
         };
-        for action in pass::cure_all(&partitions, &nodes, &opts) {
-            self.carry_out(action, now).await;
-        }
+        self.carry_out_all(pass::cure_all(&partitions, &nodes, &opts), now)
+            .await;
     }
 }
 
