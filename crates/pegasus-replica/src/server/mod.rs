@@ -304,6 +304,11 @@ pub struct ReplicaServer {
     reopens: Mutex<Reopens>,
     /// Set by `shutdown`: no replica is reopened after it.
     stopping: AtomicBool,
+    /// One gate per partition ever opened here: opens of one partition take turns, so two
+    /// callers (a primary's invitation to learn and meta's configuration, say) never open
+    /// it twice — twice would mean a second RocksDB on the same directory, or two copies
+    /// with different data directories of which only one is registered.
+    opening: Mutex<HashMap<Gpid, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for ReplicaServer {
@@ -407,6 +412,7 @@ impl ReplicaServer {
             tasks: Mutex::new(Vec::new()),
             reopens: Mutex::new(Reopens::default()),
             stopping: AtomicBool::new(false),
+            opening: Mutex::new(HashMap::new()),
         });
         // Reopen every replica found on disk.
         for entry in std::fs::read_dir(root.join("replica"))? {
@@ -527,24 +533,36 @@ impl ReplicaServer {
         if let Some(r) = self.replica(gpid) {
             return Ok(r);
         }
+        let gate = match self.opening.lock() {
+            Ok(mut g) => g.entry(gpid).or_default().clone(),
+            Err(p) => p.into_inner().entry(gpid).or_default().clone(),
+        };
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
         // Opening replays the log and opens RocksDB: blocking work, kept off the async
-        // workers' queue so beacons keep flowing.
-        let shared = blocking(|| {
-            partition::open(&ctx, gpid, create_with, move |gpid, exit| {
+        // workers' queue so beacons keep flowing. Waiting for the gate is blocking too.
+        blocking(|| {
+            let _turn = match gate.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            // Opened by whoever held the gate before us.
+            if let Some(r) = self.replica(gpid) {
+                return Ok(r);
+            }
+            let shared = partition::open(&ctx, gpid, create_with, move |gpid, exit| {
                 let Some(server) = weak.upgrade() else { return };
                 server.on_replica_exit(gpid, exit);
-            })
-        })?;
-        shared.send(Input::Core(Event::Tick {
-            now_ms: self.ctx.now_ms(),
-            wall_us: self.ctx.wall_us(),
-        }));
-        if let Ok(mut m) = self.replicas.lock() {
-            m.insert(gpid, shared.clone());
-        }
-        Ok(shared)
+            })?;
+            shared.send(Input::Core(Event::Tick {
+                now_ms: self.ctx.now_ms(),
+                wall_us: self.ctx.wall_us(),
+            }));
+            if let Ok(mut m) = self.replicas.lock() {
+                m.insert(gpid, shared.clone());
+            }
+            Ok(shared)
+        })
     }
 
     /// Delivers meta's view of a partition: opens the replica if this node is a member
