@@ -61,6 +61,9 @@ pub enum BenchError {
     /// The suite's onebox failed to start.
     #[error(transparent)]
     Onebox(#[from] pegasus_chaos::ChaosError),
+    /// A benchmark's cluster could not be set up (tables not created or never healthy).
+    #[error("setup: {0}")]
+    Setup(String),
     /// A redis-server could not be started.
     #[error("starting {program} (install redis-server)")]
     StartRedis {

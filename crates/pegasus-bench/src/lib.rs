@@ -7,7 +7,8 @@
 //! into HDR histograms; [`report`] prints them, renders markdown tables, and [`plot`] draws
 //! throughput and P99 against concurrency as a PNG. The `pegasus bench` subcommands live here
 //! too, the binary only parses their flags: [`command`] (`bench run`), [`suite`] (`bench
-//! suite`: a onebox and two redis-servers side by side, BENCHMARKS.md) and [`micro`]
+//! suite`: a onebox and two redis-servers side by side, BENCHMARKS.md), [`replicas`]
+//! (`bench replicas`: what many replicas per server cost) and [`micro`]
 //! (`bench storage`, `bench log`, `bench metrics`). [`error`] holds the crate's error type.
 
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod error;
 pub mod keys;
 pub mod micro;
 pub mod plot;
+pub mod replicas;
 pub mod report;
 pub mod run;
 pub mod suite;
@@ -25,6 +27,7 @@ pub mod workload;
 
 pub use command::{run_command, RunCommandOptions, WorkloadOptions};
 pub use error::{BenchError, Result};
+pub use replicas::{run_replicas, ReplicasOptions};
 pub use run::{run, LatencySummary, Mode, RunOptions, RunReport};
 pub use suite::{run_suite, SuiteOptions};
 pub use target::{Target, TargetSpec};

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use pegasus_bench::keys::Distribution;
-use pegasus_bench::{RunCommandOptions, SuiteOptions, WorkloadName, WorkloadOptions};
+use pegasus_bench::{
+    ReplicasOptions, RunCommandOptions, SuiteOptions, WorkloadName, WorkloadOptions,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -44,6 +46,10 @@ pub enum BenchCommand {
     /// always) side by side: load + A + B + C + F, a concurrency sweep, ratios against the
     /// targets, a BENCHMARKS.md section and a PNG plot.
     Suite(SuiteArgs),
+    /// What hosting many replicas costs a replica server: per N, a onebox with N extra
+    /// empty replicas per server — creation time, idle CPU, RSS, threads, descriptors — and
+    /// YCSB load, A and C on one table beside N = 0.
+    Replicas(ReplicasArgs),
     /// What recording one request's metrics costs (the exact code every request runs),
     /// without a recorder and with the Prometheus recorder the servers install.
     Metrics {
@@ -167,6 +173,40 @@ pub struct SuiteArgs {
     workload_args: WorkloadArgs,
 }
 
+/// `pegasus bench replicas` arguments.
+#[derive(Debug, Args)]
+pub struct ReplicasArgs {
+    /// Extra empty replicas per server, one onebox each (0 is the baseline).
+    #[arg(long, default_value = "0,100,1000,3000,10000", value_delimiter = ',')]
+    counts: Vec<u32>,
+    /// Most partitions per extra table (each table a power of two).
+    #[arg(long, default_value_t = 256)]
+    table_partitions: u32,
+    /// Seconds of idling measured.
+    #[arg(long, default_value_t = 20)]
+    idle_seconds: u64,
+    /// Seconds per YCSB workload (the load stops when every record is in).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Closed-loop concurrency of the workloads.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Working directory (a onebox per N under it).
+    #[arg(long, default_value = "./bench-replicas")]
+    dir: PathBuf,
+    /// First port of the oneboxes (below Linux's ephemeral range).
+    #[arg(long, default_value_t = 26601)]
+    base_port: u16,
+    /// Markdown file whose `bench-replicas` section is rewritten.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    markdown: Option<PathBuf>,
+    /// Do not touch the markdown file.
+    #[arg(long)]
+    no_markdown: bool,
+    #[command(flatten)]
+    workload_args: WorkloadArgs,
+}
+
 /// Runs a `pegasus bench` subcommand.
 pub fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
     Ok(match which {
@@ -203,6 +243,17 @@ pub fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             redis_server: args.redis_server,
             markdown: args.markdown.filter(|_| !args.no_markdown),
             plot: args.plot,
+            workload_options: args.workload_args.options(),
+        })?,
+        BenchCommand::Replicas(args) => pegasus_bench::run_replicas(ReplicasOptions {
+            counts: args.counts,
+            table_partitions: args.table_partitions,
+            idle_seconds: args.idle_seconds,
+            seconds: args.seconds,
+            concurrency: args.concurrency,
+            dir: args.dir,
+            base_port: args.base_port,
+            markdown: args.markdown.filter(|_| !args.no_markdown),
             workload_options: args.workload_args.options(),
         })?,
         BenchCommand::Metrics { iterations } => {

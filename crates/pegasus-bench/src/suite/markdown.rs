@@ -10,9 +10,14 @@ use crate::report::{fmt_us, markdown_table, replace_section};
 use crate::{OpKind, RunReport, WorkloadName};
 
 pub(super) fn write_section(path: &Path, md: &str) -> Result<()> {
+    write_named_section(path, "bench-suite", md)
+}
+
+/// Rewrites the section `name` of the markdown file at `path` (between its markers).
+pub(crate) fn write_named_section(path: &Path, name: &str, md: &str) -> Result<()> {
     let doc = std::fs::read_to_string(path).unwrap_or_default();
     let mut f = std::fs::File::create(path).map_err(BenchError::Local)?;
-    f.write_all(replace_section(&doc, "bench-suite", md).as_bytes())
+    f.write_all(replace_section(&doc, name, md).as_bytes())
         .map_err(BenchError::Local)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::plot::{sweep_png, Series};
 use crate::report::text;
 use crate::{Mode, RunOptions, RunReport, Target, TargetSpec, WorkloadName};
 
+pub(crate) use markdown::write_named_section;
 use markdown::{suite_markdown, write_section};
 use provenance::provenance;
 use redis::start_redis;
