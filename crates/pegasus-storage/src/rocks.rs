@@ -146,7 +146,7 @@ impl RocksEnv {
             hash_key_prefix_of,
             Some(in_hash_key_domain),
         ));
-        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_prefix_bloom_ratio(c.rocksdb_memtable_prefix_bloom_size_ratio);
         let mut table = BlockBasedOptions::default();
         if let Some(cache) = &self.cache {
             table.set_block_cache(cache);

@@ -91,7 +91,11 @@ fn non_blind_batches_record_their_decree_at_once() {
 
 #[test]
 fn block_cache_counts_move_with_reads_from_sst_files() {
-    let h = common::rocks();
+    // Tickers are off by default (they cost 630 KB per instance).
+    let h = common::rocks_with(pegasus_storage::StorageConfig {
+        rocksdb_statistics: true,
+        ..common::small_config()
+    });
     let e = h.open("db");
     let (hits0, misses0) = e.block_cache_counts().unwrap();
     e.write(&put_batch(1, false)).unwrap();

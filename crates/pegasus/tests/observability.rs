@@ -50,7 +50,11 @@ fn total(ob: &Onebox, name: &str, labels: &[(&str, &str)]) -> f64 {
 fn metrics_move_by_the_workload_and_json_views_describe_the_cluster() {
     let _g = serial();
     // Requests over 1 ms are logged as slow (a 900 KB write below certainly is).
-    let ob = Onebox::start_with(3, 4, "[replica_server]\nslow_request_ms = 1\n");
+    let ob = Onebox::start_with(
+        3,
+        4,
+        "[replica_server]\nslow_request_ms = 1\n[pegasus.server]\nrocksdb_statistics = true\n",
+    );
     let puts_before = total(&ob, "pegasus_replica_requests_total", &[("op", "put")]);
     let gets_before = total(&ob, "pegasus_replica_requests_total", &[("op", "get")]);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -49,9 +49,13 @@ pub fn small_config() -> StorageConfig {
 }
 
 pub fn rocks() -> Harness<RocksEngineFactory> {
+    rocks_with(small_config())
+}
+
+pub fn rocks_with(config: StorageConfig) -> Harness<RocksEngineFactory> {
     let clock = clock();
     Harness {
-        factory: RocksEngineFactory::new(RocksEnv::new(small_config(), Arc::new(clock.clone()))),
+        factory: RocksEngineFactory::new(RocksEnv::new(config, Arc::new(clock.clone()))),
         clock,
         dir: tempfile::tempdir().unwrap(),
     }
