@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pegasus_chaos::idle::{create_idle_tables, wait_tables_healthy};
 use pegasus_client::{Client, ClientConfig};
-use pegasus_proto::meta::{CreateAppOptions, CreateAppRequest};
-use pegasus_proto::{ErrorCode, MetaRequest, MetaResponse};
 
 use crate::command::{run_one, WorkloadOptions};
 use crate::error::{BenchError, Result};
@@ -86,7 +85,14 @@ pub fn run_replicas(args: ReplicasOptions) -> Result<ExitCode> {
         let point = rt.block_on(async {
             let client = Client::new(ClientConfig::new(metas.clone()));
             let created = Instant::now();
-            create_tables(&client, n, args.table_partitions.max(1)).await?;
+            let tables = create_idle_tables(&client, n, args.table_partitions)
+                .await
+                .map_err(BenchError::Setup)?;
+            if !wait_tables_healthy(&client, &tables, Duration::from_secs(600)).await {
+                return Err(BenchError::Setup(format!(
+                    "{n} extra partitions not healthy within 600 s"
+                )));
+            }
             let create_seconds = created.elapsed().as_secs_f64();
             println!("N={n}: {n} extra partitions healthy in {create_seconds:.1} s");
             // Let creation's learning and flushes settle before measuring the idle cost.
@@ -164,61 +170,6 @@ pub fn run_replicas(args: ReplicasOptions) -> Result<ExitCode> {
         println!("wrote the bench-replicas section of {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Creates `n` partitions in tables of at most `per_table` (`idle_0`, `idle_1`, …; each a
-/// power of two) and waits until every one has a primary and two secondaries.
-async fn create_tables(client: &Client, n: u32, per_table: u32) -> Result<()> {
-    let mut names = Vec::new();
-    let mut left = n;
-    while left > 0 {
-        // Partition counts are powers of two (partition split doubles them).
-        let count = 1u32 << (31 - left.min(per_table).leading_zeros());
-        left -= count;
-        let name = format!("idle_{}", names.len());
-        let resp = client
-            .meta(MetaRequest::CreateApp(CreateAppRequest {
-                app_name: name.clone(),
-                options: CreateAppOptions {
-                    partition_count: i32::try_from(count).unwrap_or(i32::MAX),
-                    replica_count: 3,
-                    success_if_exist: true,
-                    app_type: "pegasus".into(),
-                    is_stateful: true,
-                    envs: BTreeMap::new(),
-                    atomic_idempotent: None,
-                },
-            }))
-            .await
-            .map_err(|e| BenchError::Setup(format!("create {name}: {e}")))?;
-        match resp {
-            MetaResponse::CreateApp(r) if r.err == ErrorCode::Ok => {}
-            other => return Err(BenchError::Setup(format!("create {name}: {other:?}"))),
-        }
-        names.push((name, count));
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    for (name, count) in names {
-        loop {
-            let healthy = client.query_config(&name).await.is_ok_and(|q| {
-                q.err == ErrorCode::Ok
-                    && q.partitions.len() == count as usize
-                    && q.partitions
-                        .iter()
-                        .all(|p| p.primary.is_valid() && p.secondaries.len() == 2)
-            });
-            if healthy {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::Setup(format!(
-                    "table {name} not healthy within 600 s"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    Ok(())
 }
 
 /// CPU ticks (user + system) of a process, from `/proc/<pid>/stat`.

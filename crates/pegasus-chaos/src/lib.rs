@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod flood;
+pub mod idle;
 pub mod nemesis;
 pub mod net;
 pub mod tamper;

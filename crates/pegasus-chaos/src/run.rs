@@ -54,6 +54,10 @@ pub struct ChaosOptions {
     pub skews: Vec<(String, String)>,
     /// Keep the onebox's data and logs even when the run passes.
     pub keep: bool,
+    /// Empty partitions created beside `temp` before the faults (tables of 32), so each
+    /// replica server hosts that many more replicas; after healing they must be healthy
+    /// too (#28).
+    pub idle_partitions: u32,
 }
 
 /// The failure detector's grace period of the onebox (`[replication]` defaults).
@@ -163,6 +167,26 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
             ));
         }
     }
+    let idle_tables = if opts.idle_partitions > 0 {
+        let started = Instant::now();
+        let tables = crate::idle::create_idle_tables(&admin, opts.idle_partitions, 32)
+            .await
+            .map_err(ChaosError::Cluster)?;
+        if !crate::idle::wait_tables_healthy(&admin, &tables, Duration::from_secs(600)).await {
+            return Err(ChaosError::Cluster(format!(
+                "{} idle partitions not healthy within 600 s",
+                opts.idle_partitions
+            )));
+        }
+        tracing::info!(
+            "chaos: {} idle partitions healthy in {:.1} s",
+            opts.idle_partitions,
+            started.elapsed().as_secs_f64()
+        );
+        tables
+    } else {
+        Vec::new()
+    };
     let ballots_before = ballot_sum(&admin).await;
     let mut firewall = net::Firewall::new(opts.base_port);
     firewall.reset();
@@ -256,7 +280,8 @@ async fn drive(opts: &ChaosOptions, cluster: &Cluster) -> Result<Report> {
 
     // Liveness: back to full replication, and a write accepted by every partition.
     let heal_at = Instant::now();
-    let healthy = wait_healthy(&admin, Duration::from_secs(120)).await;
+    let healthy = wait_healthy(&admin, Duration::from_secs(120)).await
+        && crate::idle::wait_tables_healthy(&admin, &idle_tables, Duration::from_secs(120)).await;
     if !healthy {
         // What meta shows, for whoever reads the failed run.
         let shown = match admin.query_config("temp").await {

@@ -86,6 +86,11 @@ struct ChaosArgs {
     /// Keep the onebox's data and logs even when the run passes.
     #[arg(long)]
     keep: bool,
+    /// Empty partitions created beside `temp` before the faults (tables of 32): each
+    /// replica server hosts that many more replicas, and they must be healthy after the
+    /// faults too.
+    #[arg(long, default_value_t = 0)]
+    idle_partitions: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +253,7 @@ fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             })
             .collect::<anyhow::Result<_>>()?,
         keep: args.keep,
+        idle_partitions: args.idle_partitions,
     };
     let report = pegasus_chaos::run(&opts)?;
     print!("{}", report.markdown());
