@@ -494,7 +494,11 @@ fn all_dead(pc: &PartitionConfig, view: &ClusterView) -> Cure {
             if !view.alive.contains(a) || !view.alive.contains(b) {
                 return Cure::Nothing;
             }
-            let key = |i: ReplicaInfo| (i.ballot, i.last_committed, i.last_prepared);
+            // A copy recreated empty loses a tie to one that held the partition: with nothing
+            // ever written both look empty (data ballot 0), and the fresh one refuses to
+            // lead (found by the simulator at 288 partitions: meta proposed the fresh copy
+            // for good, and it refused for good).
+            let key = |i: ReplicaInfo| (i.ballot, i.last_committed, i.last_prepared, !i.fresh);
             let (n, i) = if key(ib) >= key(ia) {
                 (*b, ib)
             } else {

@@ -681,6 +681,35 @@ fn a_full_node_costs_each_partition_at_most_one_copy_and_no_churn() {
 }
 
 #[test]
+fn when_nothing_was_ever_written_a_copy_that_held_the_partition_beats_a_recreated_one() {
+    // Every member dropped; nothing was ever committed, so both last drops hold no data.
+    // Node 4 was added, caught up, then reopened from an init file that still said fresh
+    // (its write failed): it refuses to lead. Node 1 led the group.
+    let config = PartitionConfig {
+        last_committed_decree: 0,
+        ..pc(8, None, &[], &[2, 1, 4])
+    };
+    let mut v = view(&[1, 2, 3, 4]);
+    v.reported = [n(1), n(2), n(3), n(4)].into();
+    v.replica_info = BTreeMap::from([
+        (n(1), info(0, 0, 0)),
+        (
+            n(4),
+            ReplicaInfo {
+                ballot: 0,
+                last_committed: 0,
+                last_prepared: 0,
+                fresh: true,
+            },
+        ),
+    ]);
+    assert_eq!(
+        cure(&config, &v, &GuardianOptions::default()),
+        propose(1, ConfigType::AssignPrimary, 1)
+    );
+}
+
+#[test]
 fn a_secondary_without_its_copy_is_never_promoted_and_the_last_drops_decide() {
     // Primary 2 died; its only secondary 1 lost its copy. Nodes 3 and 2 were dropped last.
     let config = pc(5, None, &[1], &[3, 2]);
