@@ -38,6 +38,7 @@ impl Replica {
             signature,
             primary: from,
             target: None,
+            learned_through: 0,
             notified: false,
         });
         out.push(Action::Send {
@@ -205,10 +206,17 @@ impl Replica {
             });
             return;
         }
+        let learned_through = mutations
+            .iter()
+            .map(|m| m.decree)
+            .max()
+            .unwrap_or(0)
+            .max(checkpoint.as_ref().map_or(0, |c| c.decree));
         self.learning = Some(Learning {
             signature,
             primary: from,
             target: Some(committed),
+            learned_through,
             notified: false,
         });
         if let Some(cp) = checkpoint {
@@ -254,10 +262,17 @@ impl Replica {
         let Some(target) = l.target else {
             return;
         };
+        // Everything the response carried must be durable first (found by the cluster
+        // simulator, seed 42308: a learner whose log flush failed with EMFILE had already
+        // reported completion; it was upgraded without a decree the primary committed
+        // without it, and later promoted).
+        let durable = (self.committed.saturating_add(1)..=l.learned_through)
+            .all(|d| self.logged.contains(&d));
         if self.status == Status::PotentialSecondary
             && !l.notified
             && !self.installing
             && self.committed >= target
+            && durable
         {
             out.push(Action::Send {
                 to: l.primary,

@@ -140,6 +140,10 @@ struct Learning {
     primary: NodeId,
     /// The primary's committed decree from its response (None until it answers).
     target: Option<Decree>,
+    /// The last decree the response carried: the primary sends no prepare at or below it
+    /// to this learner, and may commit it without the learner's acknowledgement, so the
+    /// learner reports completion only once everything through it is durable.
+    learned_through: Decree,
     notified: bool,
 }
 

@@ -536,6 +536,75 @@ fn a_learner_never_moves_its_committed_decree_back_for_an_older_checkpoint() {
 }
 
 #[test]
+fn a_learner_reports_completion_only_once_what_it_learned_is_durable() {
+    // Found by the cluster simulator (seed 42308): the primary sends no prepare at or below
+    // the last decree of its response, and may commit those decrees without the learner.
+    // A learner that said "completed" before its log flushed them, then lost them to a
+    // failed flush, became a secondary without a committed decree.
+    const P: NodeId = NodeId(3);
+    let cfg = PartitionConfig {
+        gpid: Gpid::new(1, 0),
+        ballot: 2,
+        max_replica_count: 3,
+        primary: Some(P),
+        secondaries: vec![S],
+        ..PartitionConfig::default()
+    };
+    let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, Vec::new());
+    r.handle(Event::Message {
+        from: P,
+        msg: PeerMessage::AddLearner {
+            config: cfg.clone(),
+            signature: 7,
+        },
+    });
+    let m = |decree| Mutation {
+        ballot: 2,
+        decree,
+        last_committed: decree - 1,
+        timestamp_us: 0,
+        updates: Vec::new(),
+    };
+    let completed = |out: &[Action]| {
+        out.iter().any(|a| {
+            matches!(
+                a,
+                Action::Send {
+                    msg: PeerMessage::LearnCompleted { .. },
+                    ..
+                }
+            )
+        })
+    };
+    // Decree 1 committed, decree 2 prepared but not yet committed at the primary.
+    let out = r.handle(Event::Message {
+        from: P,
+        msg: PeerMessage::LearnResponse(LearnResponse {
+            signature: 7,
+            config: cfg,
+            checkpoint: None,
+            mutations: vec![m(1), m(2)],
+            committed: 1,
+            retry: false,
+        }),
+    });
+    assert_eq!(appended(&out).len(), 2);
+    assert!(
+        !completed(&out),
+        "completion before anything is durable: {out:?}"
+    );
+    // Only the first append is durable: decree 1 commits, but decree 2 is not yet logged.
+    let out = r.handle(Event::LogFlushed { appended: 1 });
+    assert_eq!(commits(&out), vec![1]);
+    assert!(
+        !completed(&out),
+        "completion before decree 2 is durable: {out:?}"
+    );
+    let out = r.handle(Event::LogFlushed { appended: 2 });
+    assert!(completed(&out), "{out:?}");
+}
+
+#[test]
 fn a_timestamp_near_u64_max_from_the_wire_is_ignored_so_stamps_keep_increasing() {
     // A primary demoted to secondary of S.
     let mut r = primary();
