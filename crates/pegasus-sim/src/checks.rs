@@ -162,7 +162,7 @@ impl Sim {
             .filter(|o| o.key != u64::MAX)
             .cloned()
             .collect();
-        match linearizable(&history, 2_000_000) {
+        match linearizable(&history, 20_000_000) {
             Verdict::Linearizable => {}
             Verdict::Violation(v) => {
                 let n = v.ops.len();
