@@ -45,6 +45,21 @@ impl WorkloadOptions {
         spec
     }
 
+    /// Closed-loop options for workload `w` at `concurrency`: `seconds` long, or until
+    /// every record is in for a load.
+    pub(crate) fn closed(&self, w: WorkloadName, concurrency: usize, seconds: u64) -> RunOptions {
+        RunOptions {
+            mode: Mode::Closed { concurrency },
+            duration: Duration::from_secs(if w == WorkloadName::Load {
+                3600
+            } else {
+                seconds
+            }),
+            max_ops: None,
+            seed: self.seed,
+        }
+    }
+
     pub(crate) fn runtime(&self) -> Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.threads.max(1))
@@ -110,18 +125,23 @@ pub(crate) async fn run_one(
     report
 }
 
+/// Connects to a target, naming it in the error.
+pub(crate) async fn connect(spec: &TargetSpec) -> Result<Target> {
+    Target::connect(spec)
+        .await
+        .map_err(|e| BenchError::Connect {
+            target: spec.clone(),
+            source: Box::new(e),
+        })
+}
+
 /// Runs `pegasus bench run`: every workload at every concurrency (a load once), each report
 /// printed; failure if any operation failed.
 pub fn run_command(args: RunCommandOptions) -> Result<ExitCode> {
     let spec_target = &args.target;
     let rt = args.workload_options.runtime()?;
     let reports = rt.block_on(async {
-        let target = Target::connect(spec_target)
-            .await
-            .map_err(|e| BenchError::Connect {
-                target: spec_target.clone(),
-                source: Box::new(e),
-            })?;
+        let target = connect(spec_target).await?;
         let modes: Vec<Mode> = match args.rate {
             Some(rate) => vec![Mode::Open {
                 rate,

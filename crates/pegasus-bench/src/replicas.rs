@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use pegasus_chaos::idle::{create_idle_tables, wait_tables_healthy};
 use pegasus_client::{Client, ClientConfig};
 
-use crate::command::{run_one, WorkloadOptions};
+use crate::command::{connect, run_one, WorkloadOptions};
 use crate::error::{BenchError, Result};
 use crate::report::text;
-use crate::{Mode, RunOptions, Target, TargetSpec, WorkloadName};
+use crate::{TargetSpec, WorkloadName};
 
 /// What `pegasus bench replicas` runs.
 #[derive(Debug, Clone)]
@@ -121,26 +121,12 @@ pub fn run_replicas(args: ReplicasOptions) -> Result<ExitCode> {
                 metas,
                 table: "temp".into(),
             };
-            let target = Target::connect(&spec_target)
-                .await
-                .map_err(|e| BenchError::Connect {
-                    target: spec_target.clone(),
-                    source: Box::new(e),
-                })?;
+            let target = connect(&spec_target).await?;
             for w in WORKLOADS {
                 let spec = args.workload_options.spec(w, None);
-                let opts = RunOptions {
-                    mode: Mode::Closed {
-                        concurrency: args.concurrency,
-                    },
-                    duration: Duration::from_secs(if w == WorkloadName::Load {
-                        3600
-                    } else {
-                        args.seconds
-                    }),
-                    max_ops: None,
-                    seed: args.workload_options.seed,
-                };
+                let opts = args
+                    .workload_options
+                    .closed(w, args.concurrency, args.seconds);
                 let r = run_one(
                     &target,
                     &format!("N={n} {w} c={}", args.concurrency),

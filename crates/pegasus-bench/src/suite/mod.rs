@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::command::{run_one, WorkloadOptions};
+use crate::command::{connect, run_one, WorkloadOptions};
 use crate::error::{BenchError, Result};
 use crate::plot::{sweep_png, Series};
 use crate::report::text;
-use crate::{Mode, RunOptions, RunReport, Target, TargetSpec, WorkloadName};
+use crate::{Mode, RunOptions, RunReport, TargetSpec, WorkloadName};
 
 pub(crate) use markdown::write_named_section;
 use markdown::{suite_markdown, write_section};
@@ -122,26 +122,12 @@ pub fn run_suite(args: SuiteOptions) -> Result<ExitCode> {
     };
     rt.block_on(async {
         for (label, spec_target) in SUITE_TARGETS.iter().zip(&targets) {
-            let target = Target::connect(spec_target)
-                .await
-                .map_err(|e| BenchError::Connect {
-                    target: spec_target.clone(),
-                    source: Box::new(e),
-                })?;
+            let target = connect(spec_target).await?;
             for w in SUITE_WORKLOADS {
                 let spec = args.workload_options.spec(w, None);
-                let opts = RunOptions {
-                    mode: Mode::Closed {
-                        concurrency: args.concurrency,
-                    },
-                    duration: Duration::from_secs(if w == WorkloadName::Load {
-                        3600
-                    } else {
-                        args.seconds
-                    }),
-                    max_ops: None,
-                    seed: args.workload_options.seed,
-                };
+                let opts = args
+                    .workload_options
+                    .closed(w, args.concurrency, args.seconds);
                 let mut r = run_one(
                     &target,
                     &format!("{label} {w} c={}", args.concurrency),
