@@ -1,5 +1,6 @@
 //! The mutation-log benchmark: appends/s with fsync and group commit at several writer
-//! counts, next to raw `fdatasync` calls/s on the same disk, in one run.
+//! counts, next to raw `fdatasync` calls/s on the same disk (appending or overwriting a
+//! preallocated file, one file or three at once), in one run.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,7 @@ use crate::mutation::Mutation;
 /// One measured configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogBenchRow {
-    /// Concurrent writers (0 for the raw fdatasync baseline).
+    /// Concurrent writers (raw rows: files, each synced by its own thread).
     pub writers: usize,
     /// Operations completed (appends acknowledged durable, or fdatasync calls).
     pub ops: u64,
@@ -36,31 +37,97 @@ impl LogBenchRow {
     pub fn batch(&self) -> f64 {
         self.ops as f64 / (self.syncs.max(1)) as f64
     }
+
+    /// Mean time of one fsync as its caller saw it, µs, for a raw row (each of `writers`
+    /// threads syncs one after the other).
+    pub fn sync_us(&self) -> f64 {
+        self.secs * 1e6 * self.writers.max(1) as f64 / self.syncs.max(1) as f64
+    }
 }
 
-/// Raw baseline: write `record_len` bytes and `fdatasync`, repeatedly, for `duration`.
+/// How the raw baseline writes its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawMode {
+    /// Appends: every fdatasync also commits the file's new size and blocks (a journal
+    /// commit on ext4), as the mutation log does today.
+    Append,
+    /// Overwrites a preallocated, already synced file: size and extents never change, so an
+    /// fdatasync carries the data alone.
+    Overwrite,
+}
+
+/// Bytes preallocated per file for [`RawMode::Overwrite`] (writes wrap around).
+const OVERWRITE_FILE_BYTES: u64 = 16 << 20;
+
+/// Raw baseline: `files` threads, each on its own file, write `record_len` bytes and
+/// `fdatasync` in a loop for `duration`. `writers` in the row is the file count; `ops` counts
+/// every thread's fdatasyncs.
 pub fn raw_fdatasync(
     dir: &Path,
     record_len: usize,
     duration: Duration,
+    mode: RawMode,
+    files: usize,
 ) -> std::io::Result<LogBenchRow> {
-    let path = dir.join("raw-fdatasync");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let buf = vec![7u8; record_len];
+    let files = files.max(1);
+    let mut opened = Vec::with_capacity(files);
+    for i in 0..files {
+        let path = dir.join(format!("raw-fdatasync-{i}"));
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        if mode == RawMode::Overwrite {
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..(OVERWRITE_FILE_BYTES >> 20) {
+                f.write_all(&zeros)?;
+            }
+            f.sync_all()?;
+        }
+        opened.push((path, f));
+    }
     let start = Instant::now();
-    let mut ops = 0u64;
-    while start.elapsed() < duration {
-        f.write_all(&buf)?;
-        f.sync_data()?;
-        ops += 1;
+    let deadline = start + duration;
+    let handles: Vec<_> = opened
+        .into_iter()
+        .map(|(path, f)| {
+            std::thread::spawn(move || -> std::io::Result<u64> {
+                use std::os::unix::fs::FileExt;
+                let buf = vec![7u8; record_len];
+                let mut offset = 0u64;
+                let mut ops = 0u64;
+                while Instant::now() < deadline {
+                    match mode {
+                        RawMode::Append => (&f).write_all(&buf)?,
+                        RawMode::Overwrite => {
+                            if offset + record_len as u64 > OVERWRITE_FILE_BYTES {
+                                offset = 0;
+                            }
+                            f.write_all_at(&buf, offset)?;
+                            offset += record_len as u64;
+                        }
+                    }
+                    f.sync_data()?;
+                    ops += 1;
+                }
+                drop(f);
+                std::fs::remove_file(&path)?;
+                Ok(ops)
+            })
+        })
+        .collect();
+    let mut ops = 0;
+    for h in handles {
+        ops += h
+            .join()
+            .map_err(|_| std::io::Error::other("a raw fdatasync thread panicked"))??;
     }
     let secs = start.elapsed().as_secs_f64();
-    std::fs::remove_file(&path)?;
     Ok(LogBenchRow {
-        writers: 0,
+        writers: files,
         ops,
         syncs: ops,
         secs,

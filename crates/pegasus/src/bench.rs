@@ -169,6 +169,11 @@ pub struct SuiteArgs {
     /// PNG plot of the sweep.
     #[arg(long, default_value = "docs/bench-suite.png")]
     plot: PathBuf,
+    /// NOT DURABLE, for the ceiling only: the onebox's replicas do not fsync their logs
+    /// (`plog_force_flush = false`). The report says so everywhere, writes the markdown
+    /// section `bench-suite-not-durable` instead and skips the plot.
+    #[arg(long)]
+    not_durable: bool,
     #[command(flatten)]
     workload_args: WorkloadArgs,
 }
@@ -244,6 +249,7 @@ pub fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             redis_server: args.redis_server,
             markdown: args.markdown.filter(|_| !args.no_markdown),
             plot: args.plot,
+            not_durable: args.not_durable,
             workload_options: args.workload_args.options(),
         })?,
         BenchCommand::Replicas(args) => pegasus_bench::run_replicas(ReplicasOptions {

@@ -45,6 +45,9 @@ pub struct SuiteOptions {
     pub markdown: Option<PathBuf>,
     /// PNG plot of the sweep.
     pub plot: PathBuf,
+    /// The onebox does not fsync its logs (`plog_force_flush = false`): a ceiling, not a
+    /// figure users get. Labelled so in every output; its own markdown section, no plot.
+    pub not_durable: bool,
     /// Workload parameters.
     pub workload_options: WorkloadOptions,
 }
@@ -89,6 +92,9 @@ fn start_onebox(args: &SuiteOptions) -> Result<pegasus_chaos::cluster::Cluster> 
     Ok(pegasus_chaos::cluster::Cluster::start(
         &pegasus_chaos::cluster::ClusterOptions {
             partitions: args.partitions,
+            extra_config: args
+                .not_durable
+                .then(|| "[replica_server]\nplog_force_flush = false\n".to_string()),
             ..pegasus_chaos::cluster::ClusterOptions::new(
                 std::env::current_exe().map_err(BenchError::Local)?,
                 args.dir.join("onebox"),
@@ -103,6 +109,9 @@ pub fn run_suite(args: SuiteOptions) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.dir).map_err(BenchError::Local)?;
     let prov = provenance(&args.redis_server);
     println!("bench suite: {prov}");
+    if args.not_durable {
+        println!("bench suite: NOT DURABLE — the replicas do not fsync their logs (ceiling only)");
+    }
     let onebox = start_onebox(&args)?;
     let metas = onebox.metas.clone();
     let redis = start_redis(&args, args.base_port + 20, "redis", false)?;
@@ -184,12 +193,18 @@ pub fn run_suite(args: SuiteOptions) -> Result<ExitCode> {
                 .collect(),
         })
         .collect();
-    match sweep_png(&args.plot, "pegasus (RF=3, fsync) vs redis-server", &series) {
-        Ok(()) => println!("plot: {}", args.plot.display()),
-        Err(e) => eprintln!("plot not written: {e}"),
+    if !args.not_durable {
+        match sweep_png(&args.plot, "pegasus (RF=3, fsync) vs redis-server", &series) {
+            Ok(()) => println!("plot: {}", args.plot.display()),
+            Err(e) => eprintln!("plot not written: {e}"),
+        }
     }
     if let Some(path) = &args.markdown {
-        write_section(path, &md)?;
+        if args.not_durable {
+            write_named_section(path, "bench-suite-not-durable", &md)?;
+        } else {
+            write_section(path, &md)?;
+        }
         println!("updated {}", path.display());
     }
     let failed = result

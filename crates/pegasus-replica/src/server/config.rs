@@ -49,6 +49,12 @@ pub struct ReplicaServerConfig {
     pub disk_stat_interval_ms: u64,
     /// Mutation-log segment size, bytes (Pegasus: `log_private_file_size_mb` = 32).
     pub log_segment_bytes: u64,
+    /// fdatasync the mutation log before a mutation is acknowledged (Pegasus:
+    /// `plog_force_flush`, whose default there is false). Our default is true: every
+    /// acknowledged write is on disk on every replica that acknowledged it. False trades
+    /// that for speed (durability then rests on the copies not all losing power at once);
+    /// the benchmark's "not durable" row uses it to show what the flushes cost.
+    pub plog_force_flush: bool,
     /// Requests slower than this are logged (WARN, with table, partition and time), ms;
     /// 0 turns it off.
     pub slow_request_ms: u64,
@@ -88,6 +94,7 @@ impl Default for ReplicaServerConfig {
             disk_min_available_space_ratio: 10,
             disk_stat_interval_ms: 5_000,
             log_segment_bytes: 32 << 20,
+            plog_force_flush: true,
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
             enable_fail_points: false,

@@ -207,7 +207,7 @@ pub fn open(
         &dir.join("plog"),
         LogOptions {
             segment_bytes: ctx.cfg.log_segment_bytes,
-            sync: true,
+            sync: ctx.cfg.plog_force_flush,
         },
     )
     .map_err(log_error)?;
