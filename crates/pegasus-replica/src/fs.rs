@@ -64,6 +64,13 @@ impl<F: FileSystem> FileSystem for WithFailPoints<F> {
         self.0.sync_dir(dir)
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        if failpoint::fire(FailPoint::PlogSync) {
+            return Err(failpoint::eio(FailPoint::PlogSync));
+        }
+        self.0.sync_file(path)
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.0.write_atomic(path, bytes)
     }

@@ -5,6 +5,8 @@
 //!   run in rounds (group commit, failure handling), behind a `Host` trait.
 //! * [`mutation`]: one decree of a partition's write sequence.
 //! * [`log`]: the durable mutation log (segments, checksums, group commit, torn-tail repair).
+//! * [`nodelog`]: one write-ahead log per server shared by its replicas (group commit
+//!   across partitions); recovery into the replicas' logs.
 //! * [`bench`]: `pegasus bench log`, group commit against raw `fdatasync`.
 //! * [`failpoint`]: test-only fail points (log append/fsync EIO, store corruption).
 //! * [`fs`]: the file-system seam (`pegasus-fs`) with the log's fail points laid over it.
@@ -22,6 +24,7 @@ pub mod fs;
 pub mod fuzzing;
 pub mod log;
 pub mod mutation;
+pub mod nodelog;
 pub mod server;
 pub mod update;
 

@@ -131,26 +131,57 @@ fn segment_name(index: u64) -> String {
     format!("log.{index}")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("log.")?.parse().ok()
+/// The indexes of the segment files `<prefix><index>` in `dir`, ascending (the mutation
+/// log's `log.`, the node log's `nlog.`).
+pub(crate) fn segment_indexes(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<Vec<u64>> {
+    let mut indexes: Vec<u64> = fs
+        .list(dir)?
+        .iter()
+        .filter_map(|n| n.strip_prefix(prefix)?.parse().ok())
+        .collect();
+    indexes.sort_unstable();
+    Ok(indexes)
 }
 
-fn header_bytes(index: u64, prev_max: Decree) -> Vec<u8> {
+/// A segment header: an 8-byte magic, the segment's index, one more big-endian word, and a
+/// crc32 of those 24 bytes.
+pub(crate) fn segment_header(magic: &[u8; 8], index: u64, word: u64) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN);
-    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(magic);
     h.extend_from_slice(&index.to_be_bytes());
-    h.extend_from_slice(&prev_max.to_be_bytes());
+    h.extend_from_slice(&word.to_be_bytes());
     let crc = crc32fast::hash(&h);
     h.extend_from_slice(&crc.to_be_bytes());
     h
 }
 
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4)?.try_into().ok().map(u32::from_be_bytes)
+/// The third word of a [`segment_header`] if `data` starts with a whole one of segment
+/// `index` under `magic`.
+pub(crate) fn parse_segment_header(data: &[u8], magic: &[u8; 8], index: u64) -> Option<u64> {
+    let crc = be_u32(data, 24)?;
+    (data.get(..8) == Some(&magic[..])
+        && be_u64(data, 8) == Some(index)
+        && data.get(..24).map(crc32fast::hash) == Some(crc))
+    .then(|| be_u64(data, 16))
+    .flatten()
 }
 
-fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 8)?.try_into().ok().map(u64::from_be_bytes)
+pub(crate) fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at.checked_add(4)?)?
+        .try_into()
+        .ok()
+        .map(u32::from_be_bytes)
+}
+
+pub(crate) fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at.checked_add(8)?)?
+        .try_into()
+        .ok()
+        .map(u64::from_be_bytes)
 }
 
 /// Encodes one record.
@@ -229,12 +260,7 @@ impl MutationLog {
         opts: LogOptions,
     ) -> LogResult<(Self, Vec<Mutation>, ReplayReport)> {
         fs.create_dir_all(dir)?;
-        let mut indexes: Vec<u64> = fs
-            .list(dir)?
-            .iter()
-            .filter_map(|n| parse_segment_name(n))
-            .collect();
-        indexes.sort_unstable();
+        let indexes = segment_indexes(fs.as_ref(), dir, "log.")?;
         let mut by_decree: BTreeMap<Decree, Mutation> = BTreeMap::new();
         let mut segments = Vec::new();
         let mut report = ReplayReport::default();
@@ -248,9 +274,7 @@ impl MutationLog {
                 offset: offset as u64,
                 reason: reason.to_string(),
             };
-            let header_ok = data.get(..8) == Some(&MAGIC[..])
-                && be_u64(&data, 8) == Some(index)
-                && be_u32(&data, 24) == data.get(..24).map(crc32fast::hash);
+            let header_ok = parse_segment_header(&data, MAGIC, index).is_some();
             if !header_ok {
                 if is_last && data.len() < SEGMENT_HEADER_LEN {
                     // A crash right after the segment was created: start it again.
@@ -343,8 +367,27 @@ impl MutationLog {
     /// after a [transient](LogError::is_transient) error or set aside and re-learned after
     /// any other.
     pub fn flush(&mut self) -> LogResult<Decree> {
+        self.write_batch(self.opts.sync)?;
+        Ok(self.durable_max)
+    }
+
+    /// Writes everything buffered in one write without syncing it, and returns the bytes
+    /// written (for the node log, whose sync makes them durable). A segment that ends is
+    /// still synced. Errors as [`MutationLog::flush`].
+    pub fn write_unsynced(&mut self) -> LogResult<Vec<u8>> {
+        self.write_batch(false)
+    }
+
+    /// The segment file the next records go to.
+    pub fn current_path(&self) -> &Path {
+        self.segments
+            .last()
+            .map_or(self.dir.as_path(), |s| s.path.as_path())
+    }
+
+    fn write_batch(&mut self, sync: bool) -> LogResult<Vec<u8>> {
         if self.pending.is_empty() {
-            return Ok(self.durable_max);
+            return Ok(Vec::new());
         }
         let batch = std::mem::take(&mut self.pending);
         if let Err(e) = self.current.append(&batch) {
@@ -359,7 +402,7 @@ impl MutationLog {
             }
             return Err(e.into());
         }
-        if self.opts.sync {
+        if sync {
             self.current.sync()?;
         }
         if let Some(seg) = self.segments.last_mut() {
@@ -374,7 +417,7 @@ impl MutationLog {
         if roll {
             // A finished segment is always synced, even without `sync`: only the last
             // segment may ever end in a torn write, which is what replay can repair.
-            if !self.opts.sync {
+            if !sync {
                 self.current.sync()?;
             }
             let next = self.segments.last().map_or(1, |s| s.index + 1);
@@ -382,7 +425,36 @@ impl MutationLog {
             self.current = f;
             self.segments.push(seg);
         }
-        Ok(self.durable_max)
+        Ok(batch)
+    }
+
+    /// Writes records the node log recovered for this replica into its log and syncs
+    /// them, so the node log may forget them. Records the log already holds are harmless
+    /// again: replay keeps one mutation per decree, the highest ballot's. Returns what
+    /// opening the log repaired (a torn tail here is the unsynced part of the log, which
+    /// the node log's records stand in for).
+    pub fn merge(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        opts: LogOptions,
+        records: &[u8],
+    ) -> LogResult<ReplayReport> {
+        let (mut log, _, report) = Self::open(fs, dir, opts)?;
+        let mutations = match scan_records(records, 0) {
+            SegmentScan::Clean(m) => m,
+            SegmentScan::BadAt { offset, reason, .. } => {
+                return Err(LogError::Corrupt {
+                    segment: 0,
+                    offset: offset as u64,
+                    reason: format!("node-log record: {reason}"),
+                })
+            }
+        };
+        for m in &mutations {
+            log.append(m);
+        }
+        log.write_batch(true)?;
+        Ok(report)
     }
 
     /// The largest decree flushed.
@@ -456,7 +528,7 @@ fn create_segment(
 ) -> LogResult<(Box<dyn AppendFile>, Segment)> {
     let path = dir.join(segment_name(index));
     let mut f = fs.open_append(&path)?;
-    f.append(&header_bytes(index, prev_max))?;
+    f.append(&segment_header(MAGIC, index, prev_max as u64))?;
     f.sync()?;
     fs.sync_dir(dir)?;
     Ok((

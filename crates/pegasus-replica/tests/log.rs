@@ -11,21 +11,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use pegasus_replica::fs::{CrashMode, FileSystem, MemFs, StdFs};
 use pegasus_replica::log::{LogError, LogOptions, MutationLog};
 use pegasus_replica::Mutation;
 use proptest::prelude::*;
+use support::m;
 
-fn m(decree: i64, ballot: i64) -> Mutation {
-    Mutation {
-        ballot,
-        decree,
-        last_committed: decree - 1,
-        timestamp_us: decree as u64 * 10,
-        updates: vec![Bytes::from(format!("update-{decree}-{ballot}"))],
-    }
-}
+mod support;
 
 fn open(
     fs: &Arc<dyn FileSystem>,
@@ -295,6 +287,9 @@ impl FileSystem for FillingDisk {
             inner: self.inner.open_append(path)?,
             full: self.full.clone(),
         }))
+    }
+    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.sync_file(path)
     }
     fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
         self.inner.truncate(path, len)
