@@ -378,6 +378,11 @@ impl MutationLog {
         self.write_batch(false)
     }
 
+    /// The file system the log lives on.
+    pub fn fs(&self) -> Arc<dyn FileSystem> {
+        self.fs.clone()
+    }
+
     /// The segment file the next records go to.
     pub fn current_path(&self) -> &Path {
         self.segments

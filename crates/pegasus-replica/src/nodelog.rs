@@ -79,6 +79,9 @@ pub struct NodeLogOptions {
     pub segment_bytes: u64,
     /// fdatasync each batch (the default). `false` is `plog_force_flush = false`.
     pub sync: bool,
+    /// A planted bug, for the simulator's tests of its own checks only (false everywhere
+    /// else): segments are forgotten without syncing their replicas' logs first.
+    pub plant_forget_unsynced: bool,
 }
 
 impl Default for NodeLogOptions {
@@ -86,6 +89,7 @@ impl Default for NodeLogOptions {
         Self {
             segment_bytes: 64 << 20,
             sync: true,
+            plant_forget_unsynced: false,
         }
     }
 }
@@ -416,6 +420,9 @@ impl NodeLog {
                 break;
             };
             for plog in seg.members.values() {
+                if self.opts.plant_forget_unsynced {
+                    continue;
+                }
                 match plog.fs.sync_file(&plog.path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

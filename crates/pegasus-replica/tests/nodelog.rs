@@ -54,6 +54,7 @@ fn small(sync: bool) -> NodeLogOptions {
     NodeLogOptions {
         segment_bytes: 300,
         sync,
+        ..NodeLogOptions::default()
     }
 }
 

@@ -44,6 +44,7 @@ impl Sim {
             for r in n.replicas.values() {
                 r.fs.set_fail_os_error(code);
             }
+            n.nlog.fs.set_fail_os_error(code);
         }
     }
 

@@ -13,6 +13,7 @@ use pegasus_core::time::Clock;
 use pegasus_fs::{FileSystem, MemFs};
 use pegasus_replica::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
 use pegasus_replica::driver::{Host, InitInfo, View, WriteResult};
+use pegasus_replica::nodelog::{PlogFile, ReplicaKey};
 use pegasus_replica::Mutation;
 use pegasus_storage::{MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine};
 
@@ -39,6 +40,18 @@ pub enum Effect {
     Fetch(Checkpoint),
     /// The core committed a mutation in this status (for the invariant checks).
     Committed(Mutation, Status),
+    /// Records for the node log (written to the replica's own log, not synced); the
+    /// node log's sync answers with `appended`.
+    LogSubmit {
+        /// The copy's key in the node log.
+        key: ReplicaKey,
+        /// The replica's log file the records went to.
+        plog: PlogFile,
+        /// The records.
+        records: Vec<u8>,
+        /// Appends they bring the replica to.
+        appended: u64,
+    },
 }
 
 /// One simulated node's side of its replica's driver.
@@ -63,6 +76,8 @@ pub struct SimHost {
     /// The last view published (the read gate).
     pub(crate) view: View,
     pub(crate) effects: Vec<Effect>,
+    /// Which copy of the partition this is (`init.json`), its key in the node log.
+    pub(crate) copy: u64,
 }
 
 impl SimHost {
@@ -79,6 +94,7 @@ impl SimHost {
             staged_disk: None,
             view,
             effects: Vec::new(),
+            copy: 0,
         }
     }
 
@@ -142,6 +158,19 @@ impl Host for SimHost {
 
     fn reply(&mut self, to: u64, result: WriteResult) {
         self.effects.push(Effect::Reply(to, result));
+    }
+
+    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64) {
+        let key = ReplicaKey {
+            gpid: self.gpid,
+            incarnation: self.copy,
+        };
+        self.effects.push(Effect::LogSubmit {
+            key,
+            plog,
+            records,
+            appended,
+        });
     }
 
     fn publish(&mut self, view: View, lower_only: bool) {

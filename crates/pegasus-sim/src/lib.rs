@@ -31,6 +31,7 @@ pub mod host;
 mod inspect;
 mod meta;
 mod network;
+mod nodelog;
 mod nodes;
 pub mod rng;
 
@@ -87,6 +88,10 @@ pub enum PlantedBug {
     /// `plant_uptime_as_wall_clock` switch): timestamps then sit in 1970 and restart from
     /// zero on every node.
     UptimeAsWallClock,
+    /// The node log forgets a segment without syncing its replicas' own logs first (its
+    /// `plant_forget_unsynced` switch): after a power loss their acknowledged records are
+    /// in neither log. Needs [`SimOptions::node_log`].
+    NodeLogForgetsUnsynced,
 }
 
 /// Simulation settings. The default is the whole-cluster run; [`SimOptions::one_partition`]
@@ -120,6 +125,9 @@ pub struct SimOptions {
     /// The mutation log does not fsync (Pegasus's default `plog_force_flush = false`),
     /// to measure what a whole-cluster power loss then loses.
     pub async_log: bool,
+    /// Each node has a node log that its replicas' appends are made durable by (the
+    /// server's `node_log = true`); their own logs are written without syncs.
+    pub node_log: bool,
 }
 
 impl Default for SimOptions {
@@ -134,6 +142,7 @@ impl Default for SimOptions {
             heal_ms: 15_000,
             power_loss: false,
             async_log: false,
+            node_log: false,
             faults: true,
             planted: None,
             trace: false,
@@ -268,6 +277,8 @@ enum Ev {
     Heal(u64),
     /// A node's disk works again (space freed, descriptors back).
     DiskBack(NodeId),
+    /// A node's node log writes and syncs the batch gathered since its last sync.
+    NodeLogSync(NodeId),
 }
 
 /// One replica on a node: its files survive the process; its driver does not.
@@ -297,6 +308,8 @@ struct Node {
     lease: NodeLease,
     /// An OS error every file operation fails with now (a full disk, no descriptors).
     disk_error: Option<i32>,
+    /// The node log (with [`SimOptions::node_log`]).
+    nlog: nodelog::NodeLogState,
 }
 
 struct PendingOp {
@@ -388,6 +401,7 @@ impl Sim {
                     replicas: BTreeMap::new(),
                     lease: NodeLease::default(),
                     disk_error: None,
+                    nlog: nodelog::NodeLogState::default(),
                 },
             );
         }
@@ -429,7 +443,7 @@ impl Sim {
             })
             .collect();
         let faults_on = opts.faults;
-        Self {
+        let mut sim = Self {
             report: Report {
                 seed: opts.seed,
                 partitions: configs.len() as u64,
@@ -460,7 +474,14 @@ impl Sim {
             primary_of_ballot: BTreeMap::new(),
             store_clock: ManualClock::new(SIM_EPOCH_US),
             drop_rule: None,
+        };
+        if sim.opts.node_log {
+            let ids: Vec<NodeId> = sim.nodes.keys().copied().collect();
+            for id in ids {
+                sim.recover_node_log(id, sim.log_options());
+            }
         }
+        sim
     }
 
     fn trace(&mut self, s: impl FnOnce() -> String) {
@@ -565,6 +586,7 @@ impl Sim {
             for r in n.replicas.values() {
                 r.fs.set_fail_io(fail);
             }
+            n.nlog.fs.set_fail_io(fail);
         }
     }
 
@@ -588,6 +610,7 @@ impl Sim {
         for r in n.replicas.values() {
             r.fs.crash(mode);
         }
+        n.nlog.crash(mode);
         for gpid in gpids {
             self.stop_replica(node, gpid);
         }
@@ -621,7 +644,7 @@ impl Sim {
     fn step(&mut self, ev: Ev) {
         // A paused node handles nothing until the pause ends.
         let paused_node = match &ev {
-            Ev::Wake(id, _) | Ev::Beacon(id) | Ev::Reopen(id, _) => Some(*id),
+            Ev::Wake(id, _) | Ev::Beacon(id) | Ev::Reopen(id, _) | Ev::NodeLogSync(id) => Some(*id),
             Ev::Fetched { node, .. } => Some(*node),
             Ev::Deliver {
                 to: Addr::Node(id), ..
@@ -721,6 +744,7 @@ impl Sim {
                 self.cuts.remove(&cut);
             }
             Ev::DiskBack(id) => self.set_disk_error(id, None),
+            Ev::NodeLogSync(id) => self.node_log_sync(id),
         }
     }
 }

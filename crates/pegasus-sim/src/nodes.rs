@@ -9,6 +9,17 @@
 use super::*;
 
 impl Sim {
+    /// A replica's own log settings.
+    pub(crate) fn log_options(&self) -> LogOptions {
+        LogOptions {
+            sync: !self.opts.async_log,
+            // Small segments, so trimming the log (to the store's durable decree, nothing
+            // retained) makes learners that fell behind need checkpoints, as on a server
+            // whose log rolled past them.
+            segment_bytes: 4096,
+        }
+    }
+
     /// Starts a node's process: every replica it has files for is reopened.
     pub(crate) fn start_node(&mut self, id: NodeId) {
         let Some(node) = self.nodes.get_mut(&id) else {
@@ -16,6 +27,24 @@ impl Sim {
         };
         node.up = true;
         let gpids: Vec<Gpid> = node.replicas.keys().copied().collect();
+        if self.opts.node_log && !self.recover_node_log(id, self.log_options()) {
+            // The disk refuses the recovery now: stay down, try again.
+            if let Some(node) = self.nodes.get_mut(&id) {
+                node.up = false;
+            }
+            self.trace(|| format!("{id} cannot recover its node log now: restarts later"));
+            let t = self.now + 1_000;
+            self.at(t, Ev::Restart(id));
+            return;
+        }
+        let gpids: Vec<Gpid> = gpids
+            .into_iter()
+            .filter(|gp| {
+                self.nodes
+                    .get(&id)
+                    .is_some_and(|n| n.replicas.contains_key(gp))
+            })
+            .collect();
         for gpid in gpids {
             self.open_replica(id, gpid, None);
         }
@@ -33,13 +62,7 @@ impl Sim {
             return false;
         };
         let clock: Arc<dyn Clock> = Arc::new(self.store_clock.clone());
-        let log_opts = LogOptions {
-            sync: !self.opts.async_log,
-            // Small segments, so trimming the log (to the store's durable decree, nothing
-            // retained) makes learners that fell behind need checkpoints, as on a server
-            // whose log rolled past them.
-            segment_bytes: 4096,
-        };
+        let log_opts = self.log_options();
         let incarnation = self.next_incarnation + 1;
         let Some(node) = self.nodes.get_mut(&id).filter(|n| n.up) else {
             return false;
@@ -73,6 +96,8 @@ impl Sim {
                 fresh: true,
                 app,
                 data: "data".into(),
+                // Unique in the run, so on its node too.
+                incarnation,
             })
         });
         let Some(init) = init else {
@@ -107,13 +132,21 @@ impl Sim {
                 return false;
             }
         };
+        let torn_at_start = node.nlog.torn.remove(&gpid);
+        let torn_tail_bytes = match (self.opts.node_log, torn_at_start) {
+            (_, true) => report.truncated_bytes.max(1),
+            // The replica's own log is written without syncs: a cut tail is expected, and
+            // the node log held what was acknowledged.
+            (true, false) => 0,
+            (false, false) => report.truncated_bytes,
+        };
         let core = driver::open_core(
             id,
             ReplicaOptions::default(),
             &init,
             &store,
             replayed,
-            report.truncated_bytes,
+            torn_tail_bytes,
         );
         let mut host = SimHost::new(
             gpid,
@@ -133,6 +166,7 @@ impl Sim {
                 },
             },
         );
+        host.copy = init.incarnation;
         host.write_init(&init).ok();
         let cfg = DriverConfig {
             tick_ms: TICK_MS,
@@ -141,6 +175,7 @@ impl Sim {
             checkpoint_interval_ms: 20 * TICK_MS,
             log_retain_decrees: 0,
             plant_uptime_as_wall_clock: self.opts.planted == Some(PlantedBug::UptimeAsWallClock),
+            node_log: self.opts.node_log,
         };
         replica.driver = Some(PartitionDriver::new(host, cfg, core, store, log, init));
         replica.incarnation = incarnation;
@@ -309,6 +344,12 @@ impl Sim {
             Effect::Send(to, msg) => {
                 self.send(Addr::Node(id), Addr::Node(to), Msg::Peer(gpid, msg))
             }
+            Effect::LogSubmit {
+                key,
+                plog,
+                records,
+                appended,
+            } => self.node_log_submit(id, key, &plog, &records, appended),
             Effect::RequestConfig { kind, node, config } => {
                 self.send(
                     Addr::Node(id),
@@ -449,7 +490,7 @@ impl Sim {
                 let view = driver.host().view;
                 let allowed = match planted {
                     Some(PlantedBug::ReadsWithoutLease) => view.status == Status::Primary,
-                    Some(PlantedBug::UptimeAsWallClock) | None => lease.allows(view.read, local),
+                    _ => lease.allows(view.read, local),
                 };
                 let reply = if allowed {
                     let r = store.get(&key_bytes(key));

@@ -50,6 +50,12 @@ struct Harness {
 impl Harness {
     /// A fresh replica on `ME`, made primary of a group with `secondaries` by meta.
     fn primary(secondaries: &[NodeId]) -> Self {
+        Self::primary_with(secondaries, false)
+    }
+
+    /// As [`Harness::primary`]; with `node_log`, the node log's syncs are this harness's
+    /// to deliver (setup answers them at once).
+    fn primary_with(secondaries: &[NodeId], node_log: bool) -> Self {
         let fs = MemFs::new();
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(WALL0));
         let store = Arc::new(PartitionStore::new(
@@ -78,6 +84,7 @@ impl Harness {
                 dropped: false,
             },
             data: "data".into(),
+            incarnation: 1,
         };
         let opts = ReplicaOptions {
             min_2pc_replicas: 1 + secondaries.len(),
@@ -102,6 +109,7 @@ impl Harness {
             checkpoint_interval_ms: 1_000_000,
             log_retain_decrees: 0,
             plant_uptime_as_wall_clock: false,
+            node_log,
         };
         let driver = PartitionDriver::new(host, cfg, core, store, log, init);
         let mut h = Self {
@@ -141,7 +149,11 @@ impl Harness {
             Some(ME),
             secondaries,
         )))]);
-        h.effects();
+        let effects = h.effects();
+        if let Some((appended, _)) = submitted(&effects) {
+            h.round(vec![Input::LogSynced { appended }]);
+            h.effects();
+        }
         h
     }
 
@@ -177,6 +189,20 @@ fn replies(effects: &[Effect]) -> Vec<(u64, Result<(), ErrorCode>)> {
             _ => None,
         })
         .collect()
+}
+
+/// What the driver handed the node log in these effects: the last appends count and the
+/// records' bytes.
+fn submitted(effects: &[Effect]) -> Option<(u64, usize)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LogSubmit {
+                appended, records, ..
+            } => Some((*appended, records.len())),
+            _ => None,
+        })
+        .last()
 }
 
 /// Bytes synced in the mutation log's segments.
@@ -266,4 +292,61 @@ fn a_full_disk_reopens_the_copy_in_place_and_an_io_error_sets_it_aside() {
     let mut h = Harness::primary(&[]);
     h.fs.set_fail_io(true);
     assert_eq!(h.round(vec![put(1)]), Some(Exit::Failed));
+}
+
+/// Bytes written (synced or not) to the mutation log's segments.
+fn written(fs: &MemFs) -> usize {
+    fs.list(Path::new("/plog"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| fs.read(&Path::new("/plog").join(name)).ok())
+        .map(|b| b.len())
+        .sum()
+}
+
+#[test]
+fn with_a_node_log_writes_are_answered_only_once_the_node_log_synced_them() {
+    let mut h = Harness::primary_with(&[], true);
+    let (synced_before, written_before) = (synced(&h.fs), written(&h.fs));
+    assert!(h.round(vec![put(1), put(2)]).is_none());
+    let effects = h.effects();
+    assert!(
+        replies(&effects).is_empty(),
+        "nothing is answered before the node log syncs"
+    );
+    let (appended, bytes) = submitted(&effects).expect("the round's records go to the node log");
+    assert_eq!(
+        written(&h.fs),
+        written_before + bytes,
+        "its own log is written"
+    );
+    assert_eq!(synced(&h.fs), synced_before, "and not synced");
+    // A stale answer (fewer appends) commits nothing new.
+    assert!(h
+        .round(vec![Input::LogSynced {
+            appended: appended - 1
+        }])
+        .is_none());
+    assert!(replies(&h.effects()).is_empty());
+    assert!(h.round(vec![Input::LogSynced { appended }]).is_none());
+    assert_eq!(replies(&h.effects()), vec![(1, Ok(())), (2, Ok(()))]);
+}
+
+#[test]
+fn a_failed_node_log_sync_reopens_or_sets_aside_the_copy_like_its_own_log_failing() {
+    for (transient, want) in [(true, "reopen"), (false, "failed")] {
+        let mut h = Harness::primary_with(&[], true);
+        assert!(h.round(vec![put(1)]).is_none());
+        let exit = h.round(vec![Input::LogFailed {
+            reason: "injected".into(),
+            transient,
+            disk_full: transient,
+        }]);
+        match (want, exit) {
+            ("reopen", Some(Exit::Reopen(_))) | ("failed", Some(Exit::Failed)) => {}
+            (_, other) => panic!("transient={transient}: {other:?}"),
+        }
+        // The write's outcome is unknown to the client, never a refusal.
+        assert_eq!(replies(&h.effects()), vec![(1, Err(ErrorCode::Timeout))]);
+    }
 }

@@ -203,3 +203,38 @@ fn whole_cluster_power_loss_with_an_unsynced_log_loses_committed_writes() {
         .count();
     assert!(broken >= 5, "only {broken} of 40 seeds lost anything");
 }
+
+#[test]
+fn with_a_node_log_crashes_and_whole_cluster_power_losses_lose_no_acknowledged_write() {
+    // Replicas write their own logs without syncing; one node-log sync acknowledges all of
+    // a node's partitions, and a restart recovers the node log into the replicas' logs.
+    for power_loss in [false, true] {
+        let opts = SimOptions {
+            node_log: true,
+            power_loss,
+            ..SimOptions::default()
+        };
+        let (failed, ops) = failing(1..=100, &opts);
+        assert!(
+            failed.is_empty(),
+            "replay with `pegasus sim --node-log{} --seed S --trace`: {failed:#?}",
+            if power_loss { " --power-loss" } else { "" }
+        );
+        assert!(ops > 500_000, "{ops} ops");
+    }
+}
+
+#[test]
+fn a_node_log_that_forgets_segments_before_syncing_replica_logs_is_caught_within_10_seeds() {
+    // Measured: 67 of seeds 1..=200 with power losses catch it.
+    let opts = SimOptions {
+        node_log: true,
+        power_loss: true,
+        planted: Some(PlantedBug::NodeLogForgetsUnsynced),
+        ..SimOptions::default()
+    };
+    assert!(
+        caught_within(10, opts).is_some(),
+        "a node log forgetting unsynced records went unnoticed for 10 seeds"
+    );
+}

@@ -172,7 +172,8 @@ struct SimArgs {
     /// Virtual milliseconds of healing before the final checks.
     #[arg(long, default_value_t = 15_000)]
     heal_ms: u64,
-    /// Plant a bug the checks must catch: `reads-without-lease`, `uptime-as-wall-clock`.
+    /// Plant a bug the checks must catch: `reads-without-lease`, `uptime-as-wall-clock`,
+    /// `node-log-forgets-unsynced` (with `--node-log`).
     #[arg(long)]
     plant: Option<String>,
     /// One replica group alone (four nodes, one partition, three keys, three clients) instead
@@ -201,6 +202,10 @@ struct SimArgs {
     /// what a power loss then loses.
     #[arg(long)]
     async_log: bool,
+    /// Each node has a node log (`node_log = true`): replicas write their own logs without
+    /// syncing, and one sync per node acknowledges every partition's appends.
+    #[arg(long)]
+    node_log: bool,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +278,7 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some("reads-without-lease") => Some(PlantedBug::ReadsWithoutLease),
         Some("uptime-as-wall-clock") => Some(PlantedBug::UptimeAsWallClock),
+        Some("node-log-forgets-unsynced") => Some(PlantedBug::NodeLogForgetsUnsynced),
         Some(other) => anyhow::bail!("unknown planted bug {other:?}"),
     };
     let (from, to) = match (&args.seeds, args.seed) {
@@ -305,6 +311,7 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         tables,
         power_loss: args.power_loss,
         async_log: args.async_log,
+        node_log: args.node_log,
         ..base
     };
     // How to replay a seed: the same flags with --seed S --trace.
@@ -317,6 +324,9 @@ fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     }
     if args.async_log {
         flags.push_str(" --async-log");
+    }
+    if args.node_log {
+        flags.push_str(" --node-log");
     }
     if let Some(p) = &args.plant {
         flags.push_str(&format!(" --plant {p}"));

@@ -76,6 +76,50 @@ fn killed_replica_server_loses_no_acknowledged_write_and_rejoins() {
     });
 }
 
+/// The node log (`node_log = true`): replicas write their own logs without syncing and one
+/// fsync per server acknowledges every partition's writes. Killing every replica server
+/// mid-write (their own logs then lack what only the node log holds durably on a power
+/// loss; after kill -9 the page cache keeps it) and restarting them loses no acknowledged
+/// write, and the servers recovered their node logs into the replicas' logs.
+#[test]
+fn with_a_node_log_killing_every_replica_server_loses_no_acknowledged_write() {
+    let _g = serial();
+    let ob = Onebox::start_with(3, 4, "[replica_server]\nnode_log = true\n");
+    rt().block_on(async {
+        let client = ob.client();
+        let t = client.open_table("temp").await.unwrap();
+        let w = Writers::start(&t, 8);
+        wait_acked_beyond(&w, 300, Duration::from_secs(30)).await;
+        // One sync answers several partitions at once under this load.
+        let batches: f64 = ob
+            .replicas
+            .iter()
+            .map(|r| counter(*r, "pegasus_replica_nodelog_batch_replicas_count", ""))
+            .sum();
+        assert!(batches > 0.0, "no node-log sync recorded");
+        for name in ["replica1", "replica2", "replica3"] {
+            ob.kill(name);
+        }
+        // The writers keep retrying through the outage and finish once the servers are back.
+        for name in ["replica1", "replica2", "replica3"] {
+            assert!(
+                ob.path().join(name).join("nlog").is_dir(),
+                "{name} has no node log"
+            );
+            ob.restart(name);
+        }
+        let (keys, _) = w.stop().await;
+        assert!(
+            pegasus_chaos::wait_healthy(&client, Duration::from_secs(60)).await,
+            "not back to 3 replicas within 60 s\n{}",
+            ob.logs()
+        );
+        verify_all(&t, &keys).await;
+        assert!(err_copies(&ob).is_empty(), "a copy was set aside");
+        eprintln!("{} writes acknowledged, all read back", keys.len());
+    });
+}
+
 #[test]
 fn killed_primary_is_replaced_and_the_partition_serves_again() {
     let _g = serial();

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{Checkpoint, Event, NodeLease, PeerMessage, ReadGrant, Status};
 use crate::mutation::Mutation;
+use crate::nodelog::PlogFile;
 
 /// The answer to one client write.
 pub type WriteResult = Result<WriteResponse, ErrorCode>;
@@ -30,6 +31,11 @@ pub struct InitInfo {
     /// The store's directory, relative to the replica's directory.
     #[serde(default = "default_data_dir")]
     pub data: String,
+    /// Which copy of the partition this is on its node (chosen when it is created; a copy
+    /// set aside and created again is a new one): the node log gives a copy back only its
+    /// own records. 0 for copies created before there was a node log.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 fn default_data_dir() -> String {
@@ -96,6 +102,21 @@ pub enum Input<R, S> {
     },
     /// Fetching a checkpoint failed (why).
     CheckpointFailed(String),
+    /// The node log made this replica's first `appended` log appends durable (the answer
+    /// to [`Host::log_submit`]).
+    LogSynced {
+        /// Appends durable, counted from the driver's start.
+        appended: u64,
+    },
+    /// The node log failed to make submitted appends durable: none of them count.
+    LogFailed {
+        /// What failed.
+        reason: String,
+        /// A lack of a resource (the files are intact as after a crash: reopen).
+        transient: bool,
+        /// The disk is full.
+        disk_full: bool,
+    },
     /// Stop: answer waiting writes, flush, persist.
     Close,
 }
@@ -113,6 +134,11 @@ pub struct DriverConfig {
     /// else): the driver stamps mutations with the host's monotonic uptime instead of its
     /// wall clock, as the replica server once did.
     pub plant_uptime_as_wall_clock: bool,
+    /// The node has a node log: the driver writes its own log without syncing it and
+    /// hands the bytes to [`Host::log_submit`]; the host answers with
+    /// [`Input::LogSynced`] or [`Input::LogFailed`]. Otherwise the driver fsyncs its own
+    /// log every round.
+    pub node_log: bool,
 }
 
 /// Everything a driver needs from outside the partition.
@@ -138,6 +164,10 @@ pub trait Host {
     fn request_config(&mut self, kind: ConfigType, node: NodeId, config: PartitionConfig);
     /// Answers a client write.
     fn reply(&mut self, to: Self::Reply, result: WriteResult);
+    /// Hands this round's log records (written to `plog`, not synced) to the node log;
+    /// once they are durable the host delivers [`Input::LogSynced`] with `appended`, or
+    /// [`Input::LogFailed`]. Only with [`DriverConfig::node_log`].
+    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64);
     /// Publishes the replica's view. With `lower_only`, reads may only close, never open or
     /// change epoch (a step-down takes effect at once; reads open only after the event's
     /// commits): a host keeps its grant if it equals the view's, else publishes none.

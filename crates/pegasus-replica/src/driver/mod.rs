@@ -25,6 +25,7 @@ use crate::core::{
 };
 use crate::log::MutationLog;
 use crate::mutation::Mutation;
+use crate::nodelog::PlogFile;
 use crate::update::{decode_write, encode_write};
 
 mod host;
@@ -259,31 +260,13 @@ impl<H: Host> PartitionDriver<H> {
         if !writes.is_empty() {
             self.event(Event::ClientWrites(writes));
         }
-        // Group commit: one write + fsync for everything appended this round.
+        // Group commit: one write + fsync for everything appended this round, here or in
+        // the node log with every other replica's.
         if self.log.has_pending() {
-            let started = std::time::Instant::now();
-            let batch = self.appended - self.flushed;
-            match self.log.flush() {
-                Ok(_) => {
-                    metrics::histogram!("pegasus_replica_log_flush_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                    metrics::histogram!("pegasus_replica_log_flush_mutations").record(batch as f64);
-                    self.flushed = self.appended;
-                    self.event(Event::LogFlushed {
-                        appended: self.flushed,
-                    });
-                }
-                Err(e) => {
-                    let transient = e.is_transient();
-                    if e.is_disk_full() {
-                        self.event(Event::LogFull);
-                    }
-                    self.local_failure(
-                        "log_flush",
-                        transient,
-                        format!("mutation log flush failed: {e}"),
-                    );
-                }
+            if self.cfg.node_log {
+                self.submit_to_node_log();
+            } else {
+                self.flush_own_log();
             }
         }
         if let Some(exit) = self.failed_exit() {
@@ -293,6 +276,47 @@ impl<H: Host> PartitionDriver<H> {
         self.maybe_record_storage(now);
         self.persist();
         self.failed_exit()
+    }
+
+    fn flush_own_log(&mut self) {
+        let started = std::time::Instant::now();
+        let batch = self.appended - self.flushed;
+        match self.log.flush() {
+            Ok(_) => {
+                metrics::histogram!("pegasus_replica_log_flush_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("pegasus_replica_log_flush_mutations").record(batch as f64);
+                self.flushed = self.appended;
+                self.event(Event::LogFlushed {
+                    appended: self.flushed,
+                });
+            }
+            Err(e) => self.log_failed(e.to_string(), e.is_transient(), e.is_disk_full()),
+        }
+    }
+
+    /// Writes the round's records to the replica's own log (no sync) and hands them to
+    /// the node log, whose sync acknowledges them ([`Input::LogSynced`]).
+    fn submit_to_node_log(&mut self) {
+        let plog = PlogFile {
+            fs: self.log.fs(),
+            path: self.log.current_path().to_path_buf(),
+        };
+        match self.log.write_unsynced() {
+            Ok(records) => self.host.log_submit(plog, records, self.appended),
+            Err(e) => self.log_failed(e.to_string(), e.is_transient(), e.is_disk_full()),
+        }
+    }
+
+    fn log_failed(&mut self, reason: String, transient: bool, disk_full: bool) {
+        if disk_full {
+            self.event(Event::LogFull);
+        }
+        self.local_failure(
+            "log_flush",
+            transient,
+            format!("mutation log flush failed: {reason}"),
+        );
     }
 
     /// How the run ends after a failure this round, if one happened: in error, it is
@@ -406,6 +430,17 @@ impl<H: Host> PartitionDriver<H> {
                     format!("fetching a learned checkpoint failed: {why}"),
                 );
             }
+            Input::LogSynced { appended } => {
+                if appended > self.flushed {
+                    self.flushed = appended;
+                    self.event(Event::LogFlushed { appended });
+                }
+            }
+            Input::LogFailed {
+                reason,
+                transient,
+                disk_full,
+            } => self.log_failed(reason, transient, disk_full),
             Input::Close => {}
         }
     }

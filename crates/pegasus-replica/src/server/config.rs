@@ -55,6 +55,15 @@ pub struct ReplicaServerConfig {
     /// that for speed (durability then rests on the copies not all losing power at once);
     /// the benchmark's "not durable" row uses it to show what the flushes cost.
     pub plog_force_flush: bool,
+    /// One write-ahead log for the whole server (`<data_dir>/nlog`), shared by every
+    /// replica, with group commit across partitions: a replica writes its own log without
+    /// syncing it and one fsync of the node log acknowledges the writes of all partitions.
+    /// False: every replica fsyncs its own log. A data directory written with it on must
+    /// be started with it on (the server refuses otherwise).
+    pub node_log: bool,
+    /// Node-log segment size, bytes: older segments are deleted once the logs of the
+    /// replicas with records in them are synced.
+    pub node_log_segment_bytes: u64,
     /// Requests slower than this are logged (WARN, with table, partition and time), ms;
     /// 0 turns it off.
     pub slow_request_ms: u64,
@@ -95,6 +104,8 @@ impl Default for ReplicaServerConfig {
             disk_stat_interval_ms: 5_000,
             log_segment_bytes: 32 << 20,
             plog_force_flush: true,
+            node_log: false,
+            node_log_segment_bytes: 64 << 20,
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
             enable_fail_points: false,
@@ -130,8 +141,10 @@ impl ReplicaServerConfig {
         if self.mutation_2pc_min_replica_count == 0 {
             return Err("mutation_2pc_min_replica_count must be >= 1".into());
         }
-        if self.log_segment_bytes < 4096 {
-            return Err("log_segment_bytes must be at least 4096".into());
+        if self.log_segment_bytes < 4096 || self.node_log_segment_bytes < 4096 {
+            return Err(
+                "log_segment_bytes and node_log_segment_bytes must be at least 4096".into(),
+            );
         }
         if self.transient_error_max_retries > MAX_TRANSIENT_RETRIES {
             return Err(format!(

@@ -21,6 +21,7 @@ mod config;
 pub mod disk;
 pub mod layout;
 mod meta_link;
+mod nodelog;
 pub mod partition;
 mod peer;
 mod reopen;
@@ -167,6 +168,12 @@ pub struct Ctx {
     sync_now: tokio::sync::Notify,
     /// The data disk's free space, and the cluster's nodes short of it.
     disk: disk::DiskState,
+    /// The node log's syncer (`node_log = true`): every replica's log appends are made
+    /// durable by its syncs.
+    nodelog: Option<Arc<nodelog::NodeLogService>>,
+    /// Replicas found at start while the node log had a torn tail: each is marked on its
+    /// first open (see `nodelog::open`).
+    torn_at_start: Mutex<std::collections::BTreeSet<Gpid>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -361,6 +368,12 @@ impl ReplicaServer {
         std::fs::create_dir_all(root.join("replica"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let started = Instant::now();
+        let found: Vec<Gpid> = std::fs::read_dir(root.join("replica"))?
+            .flatten()
+            .filter_map(|e| layout::parse_replica_dir(&e.file_name().to_string_lossy()))
+            .collect();
+        let (log, torn_at_start) = blocking(|| nodelog::open(&root, &opts.config, &found))?;
+        let nodelog = log.map(nodelog::NodeLogService::start).transpose()?;
         let workers =
             workers::Workers::start("replica", opts.config.replication_worker_count, started)?;
         let ctx = Arc::new(Ctx {
@@ -394,6 +407,8 @@ impl ReplicaServer {
             workers,
             sync_now: tokio::sync::Notify::new(),
             disk: disk::DiskState::default(),
+            nodelog,
+            torn_at_start: Mutex::new(torn_at_start),
         });
         if opts.config.enable_fail_points {
             crate::failpoint::GLOBAL.enable();
@@ -486,6 +501,9 @@ impl ReplicaServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.ctx.workers.stop();
+        if let Some(n) = &self.ctx.nodelog {
+            n.stop();
+        }
     }
 
     /// This server's address.

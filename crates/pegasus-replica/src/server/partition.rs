@@ -27,6 +27,7 @@ use crate::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
 use crate::driver::{self, DriverConfig, Host, PartitionDriver, View};
 use crate::fs::{StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
+use crate::nodelog::{PlogFile, ReplicaKey};
 
 pub use crate::driver::{Exit, WriteResult};
 
@@ -153,6 +154,45 @@ pub fn is_transient_io(e: &std::io::Error) -> bool {
             .is_some_and(StorageError::is_transient)
 }
 
+/// What may have been lost from the replica's log tail. With the node log, the replica's
+/// own log is written without syncs, so a cut tail there is expected after a power loss and
+/// the node log holds what was acknowledged; only a torn node log at start counts (for
+/// every replica found then). Without it, the replica's own cut tail counts.
+fn torn_tail_bytes(ctx: &Ctx, gpid: Gpid, own_cut: u64) -> u64 {
+    let torn_at_start = ctx
+        .torn_at_start
+        .lock()
+        .map(|mut t| t.remove(&gpid))
+        .unwrap_or(false);
+    match (ctx.nodelog.is_some(), torn_at_start) {
+        (_, true) => own_cut.max(1),
+        (true, false) => 0,
+        (false, false) => own_cut,
+    }
+}
+
+/// The replica's own log settings.
+pub(super) fn log_options(cfg: &super::ReplicaServerConfig) -> LogOptions {
+    LogOptions {
+        segment_bytes: cfg.log_segment_bytes,
+        sync: cfg.plog_force_flush,
+    }
+}
+
+/// A copy's incarnation: unique on this node (the wall clock in µs, made strictly
+/// increasing within the process; a node restarts later than it last created a copy).
+fn new_incarnation(wall_us: u64) -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall_us.max(prev + 1);
+        match LAST.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => prev = seen,
+        }
+    }
+}
+
 /// Opens (or creates) the replica of `gpid` and hands it to the replication workers. `fresh_config` is used
 /// when the directory does not exist yet (the replica is created empty).
 pub fn open(
@@ -186,6 +226,7 @@ pub fn open(
             // still holds open, and the failed copy this one replaces may still be closing
             // (readers, a learner task) under the same path, now moved aside.
             data: format!("data.0.{}", super::wall_ms()),
+            incarnation: new_incarnation(ctx.wall_us()),
         };
         layout::write_init(&dir, &info)?;
         info
@@ -202,22 +243,15 @@ pub fn open(
     let engine = RocksEngine::open(&ctx.env, &dir.join(&init.data)).map_err(storage_error)?;
     let store = Arc::new(PartitionStore::new(engine, ctx.clock.clone(), ctx.limits));
     let fs: Arc<dyn crate::fs::FileSystem> = Arc::new(WithFailPoints(StdFs));
-    let (log, replayed, report) = MutationLog::open(
-        fs,
-        &dir.join("plog"),
-        LogOptions {
-            segment_bytes: ctx.cfg.log_segment_bytes,
-            sync: ctx.cfg.plog_force_flush,
-        },
-    )
-    .map_err(log_error)?;
+    let (log, replayed, report) =
+        MutationLog::open(fs, &dir.join("plog"), log_options(&ctx.cfg)).map_err(log_error)?;
     let core = driver::open_core(
         ctx.me,
         ctx.opts,
         &init,
         &store,
         replayed,
-        report.truncated_bytes,
+        torn_tail_bytes(ctx, gpid, report.truncated_bytes),
     );
     let shared = Arc::new(Shared {
         gpid,
@@ -248,12 +282,14 @@ pub fn open(
         manual_compact: ManualCompact::default(),
         retired: Vec::new(),
         checkpoints_made: 0,
+        incarnation: init.incarnation,
     };
     let cfg = DriverConfig {
         tick_ms: ctx.cfg.tick_ms,
         checkpoint_interval_ms: ctx.cfg.checkpoint_interval_ms,
         log_retain_decrees: ctx.cfg.log_retain_decrees,
         plant_uptime_as_wall_clock: false,
+        node_log: ctx.nodelog.is_some(),
     };
     let driver = PartitionDriver::new(host, cfg, core, store, log, init);
     let task = PartitionTask {
@@ -339,6 +375,8 @@ struct ServerHost {
     retired: Vec<(Arc<Store>, PathBuf)>,
     /// Checkpoints made for learners (names them uniquely).
     checkpoints_made: u64,
+    /// Which copy this is (`init.json`), its key in the node log.
+    incarnation: u64,
 }
 
 impl Host for ServerHost {
@@ -373,6 +411,23 @@ impl Host for ServerHost {
 
     fn reply(&mut self, to: Self::Reply, result: WriteResult) {
         let _ = to.send(result);
+    }
+
+    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64) {
+        let key = ReplicaKey {
+            gpid: self.shared.gpid,
+            incarnation: self.incarnation,
+        };
+        match &self.ctx.nodelog {
+            Some(n) => n.submit(key, plog, records, appended, Arc::downgrade(&self.shared)),
+            None => {
+                self.shared.send(Input::LogFailed {
+                    reason: "no node log on this server".into(),
+                    transient: false,
+                    disk_full: false,
+                });
+            }
+        }
     }
 
     fn publish(&mut self, view: View, lower_only: bool) {
