@@ -174,6 +174,15 @@ pub struct SuiteArgs {
     /// section `bench-suite-not-durable` instead and skips the plot.
     #[arg(long)]
     not_durable: bool,
+    /// TOML merged into the onebox's configuration (e.g. `[replica_server] node_log =
+    /// false`), quoted in the report; the markdown then goes to `--section`.
+    #[arg(long)]
+    extra_config: Option<PathBuf>,
+    /// The BENCHMARKS.md section rewritten (default `bench-suite`, or
+    /// `bench-suite-not-durable` with `--not-durable`); the plot is drawn only for the
+    /// default section.
+    #[arg(long)]
+    section: Option<String>,
     #[command(flatten)]
     workload_args: WorkloadArgs,
 }
@@ -250,6 +259,8 @@ pub fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             markdown: args.markdown.filter(|_| !args.no_markdown),
             plot: args.plot,
             not_durable: args.not_durable,
+            extra_config: args.extra_config.map(std::fs::read_to_string).transpose()?,
+            section: args.section,
             workload_options: args.workload_args.options(),
         })?,
         BenchCommand::Replicas(args) => pegasus_bench::run_replicas(ReplicasOptions {

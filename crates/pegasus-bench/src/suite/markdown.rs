@@ -9,10 +9,6 @@ use crate::error::{BenchError, Result};
 use crate::report::{fmt_us, markdown_table, replace_section};
 use crate::{OpKind, RunReport, WorkloadName};
 
-pub(super) fn write_section(path: &Path, md: &str) -> Result<()> {
-    write_named_section(path, "bench-suite", md)
-}
-
 /// Rewrites the section `name` of the markdown file at `path` (between its markers).
 pub(crate) fn write_named_section(path: &Path, name: &str, md: &str) -> Result<()> {
     let doc = std::fs::read_to_string(path).unwrap_or_default();
@@ -69,6 +65,13 @@ pub(super) fn suite_markdown(args: &SuiteOptions, r: &SuiteResult) -> String {
              whole group.\n"
         );
     }
+    if let Some(extra) = &args.extra_config {
+        let _ = writeln!(
+            s,
+            "The onebox ran with this added to its configuration:\n\n```toml\n{}\n```\n",
+            extra.trim()
+        );
+    }
     let _ = writeln!(
         s,
         "Pegasus: onebox, 3 metas + 3 replica servers, table `temp` with {} partitions × 3 replicas, \
@@ -88,8 +91,14 @@ pub(super) fn suite_markdown(args: &SuiteOptions, r: &SuiteResult) -> String {
         w.records,
         w.value_size
     );
-    let _ = writeln!(s, "Command: `pegasus bench suite{} --concurrency {} --seconds {} --sweep {} --sweep-seconds {} --records {}`\n",
+    let section = args
+        .section
+        .as_ref()
+        .map(|s| format!(" --section {s}"))
+        .unwrap_or_default();
+    let _ = writeln!(s, "Command: `pegasus bench suite{}{}{section} --concurrency {} --seconds {} --sweep {} --sweep-seconds {} --records {}`\n",
         if args.not_durable { " --not-durable" } else { "" },
+        if args.extra_config.is_some() { " --extra-config FILE (quoted above)" } else { "" },
         args.concurrency, args.seconds,
         args.sweep.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         args.sweep_seconds, w.records);

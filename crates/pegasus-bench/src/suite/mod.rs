@@ -17,8 +17,8 @@ use crate::plot::{sweep_png, Series};
 use crate::report::text;
 use crate::{Mode, RunOptions, RunReport, TargetSpec, WorkloadName};
 
+use markdown::suite_markdown;
 pub(crate) use markdown::write_named_section;
-use markdown::{suite_markdown, write_section};
 use provenance::provenance;
 use redis::start_redis;
 
@@ -48,6 +48,11 @@ pub struct SuiteOptions {
     /// The onebox does not fsync its logs (`plog_force_flush = false`): a ceiling, not a
     /// figure users get. Labelled so in every output; its own markdown section, no plot.
     pub not_durable: bool,
+    /// TOML merged into the onebox's configuration, quoted in the report.
+    pub extra_config: Option<String>,
+    /// The markdown section rewritten (`None`: `bench-suite`, or `bench-suite-not-durable`
+    /// when not durable). The plot is drawn only for `bench-suite`.
+    pub section: Option<String>,
     /// Workload parameters.
     pub workload_options: WorkloadOptions,
 }
@@ -86,15 +91,40 @@ impl SuiteResult {
     }
 }
 
+/// What the suite adds to the onebox's configuration.
+fn onebox_extra_config(args: &SuiteOptions) -> Option<String> {
+    let mut extra = args.extra_config.clone().unwrap_or_default();
+    if args.not_durable {
+        // A second table header would be a TOML error; append the key to the section.
+        if extra.contains("[replica_server]") {
+            extra = extra.replacen(
+                "[replica_server]",
+                "[replica_server]\nplog_force_flush = false",
+                1,
+            );
+        } else {
+            extra.push_str("\n[replica_server]\nplog_force_flush = false\n");
+        }
+    }
+    (!extra.trim().is_empty()).then_some(extra)
+}
+
+/// The markdown section the run writes.
+fn section_name(args: &SuiteOptions) -> &str {
+    match (&args.section, args.not_durable) {
+        (Some(s), _) => s,
+        (None, true) => "bench-suite-not-durable",
+        (None, false) => "bench-suite",
+    }
+}
+
 /// The onebox under test: the same launcher the chaos harness uses (a child process that
 /// stops its instances when dropped).
 fn start_onebox(args: &SuiteOptions) -> Result<pegasus_chaos::cluster::Cluster> {
     Ok(pegasus_chaos::cluster::Cluster::start(
         &pegasus_chaos::cluster::ClusterOptions {
             partitions: args.partitions,
-            extra_config: args
-                .not_durable
-                .then(|| "[replica_server]\nplog_force_flush = false\n".to_string()),
+            extra_config: onebox_extra_config(args),
             ..pegasus_chaos::cluster::ClusterOptions::new(
                 std::env::current_exe().map_err(BenchError::Local)?,
                 args.dir.join("onebox"),
@@ -193,18 +223,14 @@ pub fn run_suite(args: SuiteOptions) -> Result<ExitCode> {
                 .collect(),
         })
         .collect();
-    if !args.not_durable {
+    if section_name(&args) == "bench-suite" {
         match sweep_png(&args.plot, "pegasus (RF=3, fsync) vs redis-server", &series) {
             Ok(()) => println!("plot: {}", args.plot.display()),
             Err(e) => eprintln!("plot not written: {e}"),
         }
     }
     if let Some(path) = &args.markdown {
-        if args.not_durable {
-            write_named_section(path, "bench-suite-not-durable", &md)?;
-        } else {
-            write_section(path, &md)?;
-        }
+        write_named_section(path, section_name(&args), &md)?;
         println!("updated {}", path.display());
     }
     let failed = result
