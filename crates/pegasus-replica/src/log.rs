@@ -87,6 +87,38 @@ impl Default for LogOptions {
     }
 }
 
+/// A place in a mutation log: a segment's index and a byte offset in it. Positions only
+/// grow as records are appended (a new segment has a larger index).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition {
+    /// The segment's index.
+    pub segment: u64,
+    /// Bytes into the segment.
+    pub offset: u64,
+}
+
+/// What merging a node log's records into a replica's log found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    /// Opening the log cut a torn tail.
+    pub cut: bool,
+    /// The log, once cut, reached where the node log's records for it start: everything it
+    /// lost is in the node log. False means bytes that had been synced are gone.
+    pub covered: bool,
+}
+
+impl Merged {
+    /// Whether the replica may have lost acknowledged records (and must not lead before it
+    /// re-learns): its log ends before where its node-log records start (bytes that had
+    /// been synced are gone: a disk that loses synced bytes), or it cut a torn tail while
+    /// the node log's own tail was torn too (`node_log_torn`: the node log's last batch may
+    /// have held records this log lost). A replica with no records in the node log is
+    /// judged by its own log's cut at open.
+    pub fn lost_acknowledged(&self, node_log_torn: bool) -> bool {
+        !self.covered || (self.cut && node_log_torn)
+    }
+}
+
 /// What replaying found besides the mutations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -383,6 +415,16 @@ impl MutationLog {
         self.fs.clone()
     }
 
+    /// Where the next record goes.
+    pub fn end(&self) -> LogPosition {
+        self.segments
+            .last()
+            .map_or(LogPosition::default(), |s| LogPosition {
+                segment: s.index,
+                offset: s.len,
+            })
+    }
+
     /// The segment file the next records go to.
     pub fn current_path(&self) -> &Path {
         self.segments
@@ -433,18 +475,23 @@ impl MutationLog {
         Ok(batch)
     }
 
-    /// Writes records the node log recovered for this replica into its log and syncs
-    /// them, so the node log may forget them. Records the log already holds are harmless
-    /// again: replay keeps one mutation per decree, the highest ballot's. Returns what
-    /// opening the log repaired (a torn tail here is the unsynced part of the log, which
-    /// the node log's records stand in for).
+    /// Writes records the node log recovered for this replica (written to this log from
+    /// `from` on) into its log and syncs them, so the node log may forget them. Records the
+    /// log already holds are harmless again: replay keeps one mutation per decree, the
+    /// highest ballot's. Returns whether opening the log cut a torn tail, and whether the
+    /// node log covers what the cut took.
     pub fn merge(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         opts: LogOptions,
+        from: LogPosition,
         records: &[u8],
-    ) -> LogResult<ReplayReport> {
+    ) -> LogResult<Merged> {
         let (mut log, _, report) = Self::open(fs, dir, opts)?;
+        let merged = Merged {
+            cut: report.truncated_bytes > 0,
+            covered: log.end() >= from,
+        };
         let mutations = match scan_records(records, 0) {
             SegmentScan::Clean(m) => m,
             SegmentScan::BadAt { offset, reason, .. } => {
@@ -459,7 +506,7 @@ impl MutationLog {
             log.append(m);
         }
         log.write_batch(true)?;
-        Ok(report)
+        Ok(merged)
     }
 
     /// The largest decree flushed.

@@ -14,7 +14,8 @@
 //! crc` of those 24 bytes); then batches, one per group
 //! commit: `[u32 len][u32 crc32(seq ‖ payload)][u64 seq][payload]`, `seq` counting the
 //! segment's batches from 1. The payload is entries `[i32 app][i32 partition][u64
-//! incarnation][u32 len][plog records]`, the records exactly as the plog holds them.
+//! incarnation][u64 plog segment][u64 plog offset][u32 len][plog records]`, the records
+//! exactly as the plog holds them, written there from that position on.
 //!
 //! Recovery ([`recover`]) reads every segment. In the last one, the first batch that is
 //! not whole, not its checksum, or not the next `seq` ends the log: it and everything after
@@ -33,14 +34,14 @@ use pegasus_core::ids::Gpid;
 
 use crate::fs::{AppendFile, FileSystem};
 use crate::log::{
-    be_u32, be_u64, parse_segment_header, segment_header, segment_indexes, LogError, LogResult,
-    MAX_RECORD,
+    be_u32, be_u64, parse_segment_header, segment_header, segment_indexes, LogError, LogPosition,
+    LogResult,
 };
 
 const MAGIC: &[u8; 8] = b"PGNLOG01";
 const SEGMENT_HEADER_LEN: usize = 28;
 const BATCH_HEADER_LEN: usize = 16;
-const ENTRY_HEADER_LEN: usize = 20;
+const ENTRY_HEADER_LEN: usize = 36;
 /// Largest batch accepted when reading.
 const MAX_BATCH: usize = 1 << 30;
 
@@ -63,6 +64,8 @@ pub struct PlogFile {
     pub fs: Arc<dyn FileSystem>,
     /// The plog segment the records went to (earlier segments are synced when they end).
     pub path: PathBuf,
+    /// Where in the plog the records start.
+    pub at: LogPosition,
 }
 
 impl std::fmt::Debug for PlogFile {
@@ -94,11 +97,20 @@ impl Default for NodeLogOptions {
     }
 }
 
+/// One replica's records in the node log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplicaRecords {
+    /// Where in the replica's own log the first of them was written.
+    pub from: LogPosition,
+    /// The records in log order, encoded as plog records.
+    pub bytes: Vec<u8>,
+}
+
 /// What recovery found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recovered {
-    /// Each replica's records still in the node log, in log order, encoded as plog records.
-    pub records: BTreeMap<ReplicaKey, Vec<u8>>,
+    /// Each replica's records still in the node log.
+    pub records: BTreeMap<ReplicaKey, ReplicaRecords>,
     /// Bytes after the end of the last segment's good batches (a torn tail), if any.
     pub torn_bytes: u64,
     /// Segments read.
@@ -145,7 +157,7 @@ fn segment_name(index: u64) -> String {
 
 /// One segment's good batches, parsed.
 struct SegmentRead {
-    entries: Vec<(ReplicaKey, std::ops::Range<usize>)>,
+    entries: Vec<Entry>,
     /// Where the good batches end.
     end: usize,
     /// Why reading stopped before the end of the bytes.
@@ -204,25 +216,30 @@ fn read_segment(data: &[u8]) -> SegmentRead {
     out
 }
 
+/// One entry of a batch: whose records, where they went in its log, where they are here.
+type Entry = (ReplicaKey, LogPosition, std::ops::Range<usize>);
+
 /// The entries of one batch payload starting at `base` in the segment.
-fn parse_entries(payload: &[u8], base: usize) -> Option<Vec<(ReplicaKey, std::ops::Range<usize>)>> {
+fn parse_entries(payload: &[u8], base: usize) -> Option<Vec<Entry>> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < payload.len() {
         let app_id = be_u32(payload, pos)? as i32;
         let pidx = be_u32(payload, pos + 4)? as i32;
         let incarnation = be_u64(payload, pos + 8)?;
-        let len = be_u32(payload, pos + 16)? as usize;
-        if len > MAX_RECORD.saturating_mul(64) {
-            return None;
-        }
+        let at = LogPosition {
+            segment: be_u64(payload, pos + 16)?,
+            offset: be_u64(payload, pos + 24)?,
+        };
+        let len = be_u32(payload, pos + 32)? as usize;
         let start = pos + ENTRY_HEADER_LEN;
-        payload.get(start..start + len)?;
+        payload.get(start..start.checked_add(len)?)?;
         out.push((
             ReplicaKey {
                 gpid: Gpid { app_id, pidx },
                 incarnation,
             },
+            at,
             base + start..base + start + len,
         ));
         pos = start + len;
@@ -285,9 +302,13 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path) -> LogResult<Recovered> {
             }
             out.torn_bytes += (data.len() - read.end) as u64;
         }
-        for (key, range) in read.entries {
+        for (key, at, range) in read.entries {
             if let Some(bytes) = data.get(range) {
-                out.records.entry(key).or_default().extend_from_slice(bytes);
+                let r = out.records.entry(key).or_insert_with(|| ReplicaRecords {
+                    from: at,
+                    bytes: Vec::new(),
+                });
+                r.bytes.extend_from_slice(bytes);
             }
         }
     }
@@ -323,7 +344,7 @@ impl NodeLog {
     }
 
     /// Adds one replica's plog records (as [`crate::log::encode_record`] writes them) to
-    /// the next batch; `plog` is the file the replica wrote them to. Durable once
+    /// the next batch; `plog` is the file and position the replica wrote them to. Durable once
     /// [`NodeLog::flush`] returns `Ok`.
     pub fn append(&mut self, key: ReplicaKey, plog: &PlogFile, records: &[u8]) {
         if records.is_empty() {
@@ -336,6 +357,10 @@ impl NodeLog {
             .extend_from_slice(&(key.gpid.pidx as u32).to_be_bytes());
         self.pending
             .extend_from_slice(&key.incarnation.to_be_bytes());
+        self.pending
+            .extend_from_slice(&plog.at.segment.to_be_bytes());
+        self.pending
+            .extend_from_slice(&plog.at.offset.to_be_bytes());
         self.pending
             .extend_from_slice(&(records.len() as u32).to_be_bytes());
         self.pending.extend_from_slice(records);

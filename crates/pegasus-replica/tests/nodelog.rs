@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use pegasus_core::ids::Gpid;
 use pegasus_replica::fs::{AppendFile, CrashMode, FileSystem, MemFs};
-use pegasus_replica::log::{encode_record, LogError, LogOptions, MutationLog};
+use pegasus_replica::log::{encode_record, LogError, LogOptions, LogPosition, MutationLog};
 use pegasus_replica::nodelog::{self, NodeLog, NodeLogOptions, PlogFile, ReplicaKey};
 use pegasus_replica::Mutation;
 use proptest::prelude::*;
@@ -47,6 +47,7 @@ fn plog_of(fs: &MemFs) -> PlogFile {
     PlogFile {
         fs: Arc::new(fs.clone()),
         path: PathBuf::from("/plog/log.1"),
+        at: LogPosition::default(),
     }
 }
 
@@ -72,8 +73,8 @@ fn acknowledged_batches_of_every_replica_come_back_after_a_power_loss() {
     log.append(key(1), &plog, &records(&[m(3, 1)]));
     fs.crash(CrashMode::DropUnsynced);
     let got = nodelog::recover(&fs, nlog_dir()).unwrap();
-    assert_eq!(got.records[&key(0)], records(&[m(1, 1), m(2, 1)]));
-    assert_eq!(got.records[&key(1)], records(&[m(1, 1), m(2, 1)]));
+    assert_eq!(got.records[&key(0)].bytes, records(&[m(1, 1), m(2, 1)]));
+    assert_eq!(got.records[&key(1)].bytes, records(&[m(1, 1), m(2, 1)]));
     assert_eq!(got.torn_bytes, 0);
 }
 
@@ -91,7 +92,7 @@ fn a_torn_last_batch_is_cut_and_reported() {
     fs.crash(CrashMode::TearUnsynced { keep_permille: 700 });
     let got = nodelog::recover(&fs, nlog_dir()).unwrap();
     assert!(got.torn_bytes > 0, "{got:?}");
-    assert_eq!(got.records[&key(0)], records(&[m(1, 1)]));
+    assert_eq!(got.records[&key(0)].bytes, records(&[m(1, 1)]));
 }
 
 #[test]
@@ -194,8 +195,8 @@ fn a_batch_whose_sync_failed_is_never_recovered_and_does_not_read_as_corruption(
         keep_permille: 1000,
     });
     let got = nodelog::recover(&mem, nlog_dir()).unwrap();
-    assert_eq!(got.records[&key(0)], records(&[m(1, 1)]));
-    assert_eq!(got.records[&key(1)], records(&[m(1, 1)]));
+    assert_eq!(got.records[&key(0)].bytes, records(&[m(1, 1)]));
+    assert_eq!(got.records[&key(1)].bytes, records(&[m(1, 1)]));
     assert_eq!(got.torn_bytes, 0);
 }
 
@@ -241,11 +242,13 @@ fn merging_recovered_records_into_a_replica_log_restores_what_it_lost() {
     for d in 1..=3 {
         plog.append(&m(d, 1));
     }
+    let from = plog.end();
     let written = plog.write_unsynced().unwrap();
     drop(plog);
     replica.crash(CrashMode::TearUnsynced { keep_permille: 400 });
-    let report = MutationLog::merge(rfs.clone(), plog_dir, opts, &written).unwrap();
-    assert!(report.truncated_bytes > 0);
+    let merged = MutationLog::merge(rfs.clone(), plog_dir, opts, from, &written).unwrap();
+    assert!(merged.cut && merged.covered, "{merged:?}");
+    assert!(!merged.lost_acknowledged(false));
     let (_, replayed, report) = MutationLog::open(rfs, plog_dir, opts).unwrap();
     assert_eq!(report.truncated_bytes, 0);
     assert_eq!(replayed, (1..=3).map(|d| m(d, 1)).collect::<Vec<_>>());
@@ -298,7 +301,15 @@ fn restart(node: &MemFs, fses: &[MemFs]) -> Result<Restarted, LogError> {
     for (i, fs) in fses.iter().enumerate() {
         let dyn_fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
         if let Some(recs) = got.records.get(&key(i as i32)) {
-            MutationLog::merge(dyn_fs.clone(), Path::new(PLOG), plog_opts(), recs)?;
+            let merged = MutationLog::merge(
+                dyn_fs.clone(),
+                Path::new(PLOG),
+                plog_opts(),
+                recs.from,
+                &recs.bytes,
+            )?;
+            // Power losses only drop unsynced bytes: nothing synced is ever missing.
+            assert!(merged.covered, "replica {i}: {merged:?}");
         }
         let (log, replayed, _) = MutationLog::open(dyn_fs, Path::new(PLOG), plog_opts())?;
         replicas.push(Replica {
@@ -334,10 +345,11 @@ proptest! {
                     let rep = &mut replicas[r];
                     rep.log.append(&mu);
                     let path = rep.log.current_path().to_path_buf();
+                    let at = rep.log.end();
                     let bytes = rep.log.write_unsynced().unwrap();
                     nlog.append(
                         key(r as i32),
-                        &PlogFile { fs: Arc::new(rep.fs.clone()), path },
+                        &PlogFile { fs: Arc::new(rep.fs.clone()), path, at },
                         &bytes,
                     );
                     appended[r].push(mu);
@@ -375,4 +387,49 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_replica_log_that_lost_synced_bytes_is_not_covered_by_the_node_log() {
+    // Records 1-3 reach the replica's log and are synced (as retiring a node-log segment
+    // does); 4-5 are only written, and are in the node log. The disk then loses synced
+    // bytes: the log ends inside record 3.
+    let replica = MemFs::new();
+    let rfs: Arc<dyn FileSystem> = Arc::new(replica.clone());
+    let dir = Path::new("/plog");
+    let opts = LogOptions::default();
+    let (mut plog, _, _) = MutationLog::open(rfs.clone(), dir, opts).unwrap();
+    for d in 1..=3 {
+        plog.append(&m(d, 1));
+    }
+    plog.flush().unwrap();
+    let synced_end = plog.end();
+    for d in 4..=5 {
+        plog.append(&m(d, 1));
+    }
+    let from = plog.end();
+    let unsynced = plog.write_unsynced().unwrap();
+    drop(plog);
+    let seg = dir.join("log.1");
+    rfs.truncate(&seg, synced_end.offset - 5).unwrap();
+    let merged = MutationLog::merge(rfs.clone(), dir, opts, from, &unsynced).unwrap();
+    assert!(!merged.covered, "{merged:?}");
+    assert!(merged.lost_acknowledged(false));
+    // Losing only what was never synced is covered: nothing acknowledged is missing.
+    let replica = MemFs::new();
+    let rfs: Arc<dyn FileSystem> = Arc::new(replica.clone());
+    let (mut plog, _, _) = MutationLog::open(rfs.clone(), dir, opts).unwrap();
+    plog.append(&m(1, 1));
+    plog.flush().unwrap();
+    let from = plog.end();
+    plog.append(&m(2, 1));
+    let unsynced = plog.write_unsynced().unwrap();
+    drop(plog);
+    replica.crash(CrashMode::DropUnsynced);
+    let merged = MutationLog::merge(rfs, dir, opts, from, &unsynced).unwrap();
+    assert!(
+        merged.covered && !merged.lost_acknowledged(false),
+        "{merged:?}"
+    );
+    assert!(!merged.lost_acknowledged(true), "nothing was cut");
 }

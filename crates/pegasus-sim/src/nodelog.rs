@@ -22,8 +22,8 @@ pub(crate) struct NodeLogState {
     /// (partition, driver incarnation, appends) in the batch being gathered.
     waiting: Vec<(Gpid, u64, u64)>,
     sync_scheduled: bool,
-    /// Replicas found at a start whose node log had a torn tail (each marked on its first
-    /// open, as the server does).
+    /// Replicas the last recovery found may have lost acknowledged records (each marked on
+    /// its first open, as the server does).
     pub(crate) torn: BTreeSet<Gpid>,
 }
 
@@ -60,12 +60,12 @@ impl Sim {
         let mut traces = Vec::new();
         let ok = match nodelog::recover(&node.nlog.fs, dir) {
             Ok(found) => {
-                if found.torn_bytes > 0 {
+                let nlog_torn = found.torn_bytes > 0;
+                if nlog_torn {
                     traces.push(format!(
                         "{id} node log: cut a torn tail of {}",
                         found.torn_bytes
                     ));
-                    node.nlog.torn.extend(node.replicas.keys().copied());
                 }
                 let mut ok = true;
                 for (key, records) in &found.records {
@@ -78,8 +78,20 @@ impl Sim {
                         continue;
                     }
                     let fs: Arc<dyn FileSystem> = Arc::new(replica.fs.clone());
-                    match MutationLog::merge(fs, Path::new("/plog"), log_opts, records) {
-                        Ok(_) => {}
+                    let merged = MutationLog::merge(
+                        fs,
+                        Path::new("/plog"),
+                        log_opts,
+                        records.from,
+                        &records.bytes,
+                    );
+                    match merged {
+                        // The server's rule (`Merged::lost_acknowledged`).
+                        Ok(m) => {
+                            if m.lost_acknowledged(nlog_torn) {
+                                node.nlog.torn.insert(key.gpid);
+                            }
+                        }
                         Err(e) if e.is_transient() => ok = false,
                         Err(e) => {
                             traces.push(format!(

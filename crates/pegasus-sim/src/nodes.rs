@@ -133,12 +133,11 @@ impl Sim {
             }
         };
         let torn_at_start = node.nlog.torn.remove(&gpid);
-        let torn_tail_bytes = match (self.opts.node_log, torn_at_start) {
-            (_, true) => report.truncated_bytes.max(1),
-            // The replica's own log is written without syncs: a cut tail is expected, and
-            // the node log held what was acknowledged.
-            (true, false) => 0,
-            (false, false) => report.truncated_bytes,
+        // As the server: the log's own cut at open, or what the node-log recovery found.
+        let torn_tail_bytes = if torn_at_start {
+            report.truncated_bytes.max(1)
+        } else {
+            report.truncated_bytes
         };
         let core = driver::open_core(
             id,

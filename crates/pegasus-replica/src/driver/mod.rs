@@ -301,6 +301,7 @@ impl<H: Host> PartitionDriver<H> {
         let plog = PlogFile {
             fs: self.log.fs(),
             path: self.log.current_path().to_path_buf(),
+            at: self.log.end(),
         };
         match self.log.write_unsynced() {
             Ok(records) => self.host.log_submit(plog, records, self.appended),

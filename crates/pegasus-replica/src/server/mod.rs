@@ -171,8 +171,8 @@ pub struct Ctx {
     /// The node log's syncer (`node_log = true`): every replica's log appends are made
     /// durable by its syncs.
     nodelog: Option<Arc<nodelog::NodeLogService>>,
-    /// Replicas found at start while the node log had a torn tail: each is marked on its
-    /// first open (see `nodelog::open`).
+    /// Replicas the node-log recovery at start found may have lost acknowledged records:
+    /// each is marked on its first open (see `nodelog::open`).
     torn_at_start: Mutex<std::collections::BTreeSet<Gpid>>,
 }
 

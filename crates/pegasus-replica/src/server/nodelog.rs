@@ -22,9 +22,9 @@ use crate::nodelog::{self, NodeLog, NodeLogOptions, PlogFile, ReplicaKey};
 /// What recovery at start found, for the replicas opened afterwards.
 #[derive(Debug, Default)]
 struct StartState {
-    /// The node log's last segment ended in a cut torn batch: every replica found at start
-    /// may have lost acknowledged records (only a disk that loses synced bytes does that),
-    /// so none of them may reassert itself as primary.
+    /// Replicas whose own log lost bytes the node log does not hold
+    /// ([`crate::log::Merged::lost_acknowledged`]): none
+    /// of them may reassert itself as primary before re-learning.
     torn: BTreeSet<Gpid>,
     /// Replicas whose log could not take their recovered records, or every replica when
     /// the node log is damaged before its tail: set them aside and rebuild them.
@@ -77,13 +77,9 @@ fn recover(
     let mut state = StartState::default();
     match nodelog::recover(fs.as_ref(), &dir) {
         Ok(found) => {
-            if found.torn_bytes > 0 {
-                tracing::warn!(
-                    "node log: cut {} bytes of torn tail; the {} replicas here will not lead until re-learned",
-                    found.torn_bytes,
-                    gpids.len()
-                );
-                state.torn.extend(gpids.iter().copied());
+            let nlog_torn = found.torn_bytes > 0;
+            if nlog_torn {
+                tracing::warn!("node log: cut {} bytes of torn tail", found.torn_bytes);
             }
             for (key, records) in &found.records {
                 let replica = layout::replica_dir(root, key.gpid);
@@ -92,8 +88,14 @@ fn recover(
                     Ok(init) if init.incarnation == key.incarnation => {}
                     _ => continue,
                 }
-                match MutationLog::merge(fs.clone(), &replica.join("plog"), log_opts, records) {
-                    Ok(_) => {}
+                let plog = replica.join("plog");
+                match MutationLog::merge(fs.clone(), &plog, log_opts, records.from, &records.bytes)
+                {
+                    Ok(merged) => {
+                        if merged.lost_acknowledged(nlog_torn) {
+                            state.torn.insert(key.gpid);
+                        }
+                    }
                     // Out of descriptors or space: nothing is lost yet, try the start again.
                     Err(LogError::Io(e)) if pegasus_storage::error::is_resource_exhaustion(&e) => {
                         return Err(e)

@@ -154,20 +154,19 @@ pub fn is_transient_io(e: &std::io::Error) -> bool {
             .is_some_and(StorageError::is_transient)
 }
 
-/// What may have been lost from the replica's log tail. With the node log, the replica's
-/// own log is written without syncs, so a cut tail there is expected after a power loss and
-/// the node log holds what was acknowledged; only a torn node log at start counts (for
-/// every replica found then). Without it, the replica's own cut tail counts.
+/// What may have been lost from the replica's log tail: its own log's cut at open, or,
+/// for a replica whose node-log records recovery merged at start (its own cut then
+/// happened there), what that recovery found.
 fn torn_tail_bytes(ctx: &Ctx, gpid: Gpid, own_cut: u64) -> u64 {
     let torn_at_start = ctx
         .torn_at_start
         .lock()
         .map(|mut t| t.remove(&gpid))
         .unwrap_or(false);
-    match (ctx.nodelog.is_some(), torn_at_start) {
-        (_, true) => own_cut.max(1),
-        (true, false) => 0,
-        (false, false) => own_cut,
+    if torn_at_start {
+        own_cut.max(1)
+    } else {
+        own_cut
     }
 }
 
