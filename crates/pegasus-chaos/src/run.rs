@@ -58,6 +58,9 @@ pub struct ChaosOptions {
     /// replica server hosts that many more replicas; after healing they must be healthy
     /// too (#28).
     pub idle_partitions: u32,
+    /// The replica servers run with a node log (`node_log = true`, #18); `torn-tail` then
+    /// also tears node logs.
+    pub node_log: bool,
 }
 
 /// The failure detector's grace period of the onebox (`[replication]` defaults).
@@ -102,6 +105,9 @@ pub fn run(opts: &ChaosOptions) -> Result<Report> {
         String::from("[meta_server]\nmax_succssive_unstable_restart = 1000000\n[replica_server]\n");
     if opts.planted_ignore_lease {
         extra.push_str("planted_bug_ignore_lease = true\n");
+    }
+    if opts.node_log {
+        extra.push_str("node_log = true\n");
     }
     if opts.nemeses.iter().any(|n| n.arms_fail_points()) {
         extra.push_str("enable_fail_points = true\n");

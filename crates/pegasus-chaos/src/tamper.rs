@@ -2,7 +2,9 @@
 //! a torn tail (the crash hit the last write) or a corrupt record in the middle (a bad
 //! disk). The layout read here is the replica server's on-disk format:
 //! `<data>/replica/<app>.<pidx>.pegasus/plog/log.<n>`, each segment a 28-byte header and
-//! then records `[u32 len][u32 crc][payload]`.
+//! then records `[u32 len][u32 crc][payload]`; and the node log (#18),
+//! `<data>/nlog/nlog.<n>`, a 28-byte header and then batches `[u32 len][u32 crc][u64
+//! seq][payload]`.
 //!
 //! What recovery must do: cut a torn tail and carry on (the record was the last one, and the
 //! other replicas hold it); refuse a log with a corrupt middle, set the copy aside, and
@@ -14,6 +16,7 @@ use rand::Rng;
 
 const SEGMENT_HEADER_LEN: usize = 28;
 const RECORD_HEADER_LEN: usize = 8;
+const BATCH_HEADER_LEN: usize = 16;
 
 /// The mutation-log directories of every live replica under a replica server's data dir.
 pub fn plog_dirs(data_dir: &Path) -> Vec<PathBuf> {
@@ -37,16 +40,16 @@ pub fn partition_of_plog(plog: &Path) -> Option<usize> {
     rest.split_once('.')?.1.parse().ok()
 }
 
-/// Segments of one log, oldest first.
-fn segments(plog: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(plog) else {
+/// Segments `<prefix><n>` of one log, oldest first.
+fn segments(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut segs: Vec<(u64, PathBuf)> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix("log.")?.parse().ok()?;
+            let n = name.strip_prefix(prefix)?.parse().ok()?;
             Some((n, e.path()))
         })
         .collect();
@@ -54,8 +57,9 @@ fn segments(plog: &Path) -> Vec<PathBuf> {
     segs.into_iter().map(|(_, p)| p).collect()
 }
 
-/// `(start, end)` of every whole record of a segment.
-fn records(data: &[u8]) -> Vec<(usize, usize)> {
+/// `(start, end)` of every whole record of a segment, each `[u32 len]`, then the rest of a
+/// `header_len`-byte header, then `len` bytes.
+fn records(data: &[u8], header_len: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = SEGMENT_HEADER_LEN;
     while let Some(len) = data
@@ -63,7 +67,7 @@ fn records(data: &[u8]) -> Vec<(usize, usize)> {
         .and_then(|b| b.try_into().ok())
         .map(u32::from_be_bytes)
     {
-        let end = pos + RECORD_HEADER_LEN + len as usize;
+        let end = pos + header_len + len as usize;
         if len == 0 || end > data.len() {
             break;
         }
@@ -87,11 +91,26 @@ fn short(path: &Path) -> String {
 /// end, or appends part of a further record. Returns what it did, or `None` when the log holds no
 /// record.
 pub fn tear_tail(plog: &Path, rng: &mut impl Rng) -> std::io::Result<Option<String>> {
-    let Some(path) = segments(plog).pop() else {
+    tear_last(plog, "log.", RECORD_HEADER_LEN, rng)
+}
+
+/// Tears the last batch of a replica server's node log (`<data>/nlog`) the same ways.
+/// `None` when it has no node log or no batch.
+pub fn tear_node_log_tail(data_dir: &Path, rng: &mut impl Rng) -> std::io::Result<Option<String>> {
+    tear_last(&data_dir.join("nlog"), "nlog.", BATCH_HEADER_LEN, rng)
+}
+
+fn tear_last(
+    dir: &Path,
+    prefix: &str,
+    header_len: usize,
+    rng: &mut impl Rng,
+) -> std::io::Result<Option<String>> {
+    let Some(path) = segments(dir, prefix).pop() else {
         return Ok(None);
     };
     let mut data = std::fs::read(&path)?;
-    let Some(&(start, end)) = records(&data).last() else {
+    let Some(&(start, end)) = records(&data, header_len).last() else {
         return Ok(None);
     };
     let what = match rng.random_range(0..3) {
@@ -124,11 +143,11 @@ pub fn tear_tail(plog: &Path, rng: &mut impl Rng) -> std::io::Result<Option<Stri
 /// never pass for a torn tail). Returns what it did, or `None` when the log has fewer than
 /// two records.
 pub fn corrupt_middle(plog: &Path, rng: &mut impl Rng) -> std::io::Result<Option<String>> {
-    let segs = segments(plog);
+    let segs = segments(plog, "log.");
     let mut candidates: Vec<(PathBuf, usize, usize)> = Vec::new();
     for (i, path) in segs.iter().enumerate() {
         let data = std::fs::read(path)?;
-        let mut recs = records(&data);
+        let mut recs = records(&data, RECORD_HEADER_LEN);
         if i + 1 == segs.len() {
             recs.pop();
         }
@@ -183,9 +202,17 @@ mod tests {
     #[test]
     fn records_are_found_and_a_partial_one_is_not() {
         let mut d = segment(&[b"abc", b"defgh"]);
-        assert_eq!(records(&d), vec![(28, 39), (39, 52)]);
+        assert_eq!(records(&d, RECORD_HEADER_LEN), vec![(28, 39), (39, 52)]);
         d.truncate(50);
-        assert_eq!(records(&d), vec![(28, 39)]);
+        assert_eq!(records(&d, RECORD_HEADER_LEN), vec![(28, 39)]);
+        // Node-log batches: a 16-byte header, the length counting the payload only.
+        let mut b = vec![0u8; 28];
+        for payload in [&b"batch-one"[..], b"two"] {
+            b.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            b.extend_from_slice(&[0u8; 12]);
+            b.extend_from_slice(payload);
+        }
+        assert_eq!(records(&b, BATCH_HEADER_LEN), vec![(28, 53), (53, 72)]);
     }
 
     #[test]

@@ -91,6 +91,10 @@ struct ChaosArgs {
     /// faults too.
     #[arg(long, default_value_t = 0)]
     idle_partitions: u32,
+    /// Replica servers with a node log (`node_log = true`); `torn-tail` then also tears
+    /// the node logs' last batches.
+    #[arg(long)]
+    node_log: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +263,7 @@ fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<_>>()?,
         keep: args.keep,
         idle_partitions: args.idle_partitions,
+        node_log: args.node_log,
     };
     let report = pegasus_chaos::run(&opts)?;
     print!("{}", report.markdown());

@@ -101,6 +101,10 @@ pub(super) async fn damage_logs(
                 changes.extend(tamper::tear_tail(d, rng)?);
             }
         }
+        // And the node log's last batch, when the server has one, half of the time.
+        if rng.random_bool(0.5) {
+            changes.extend(tamper::tear_node_log_tail(&cluster.data_dir(&name), rng)?);
+        }
     } else if let Some(d) = dirs.get(rng.random_range(0..dirs.len().max(1))) {
         changes.extend(tamper::corrupt_middle(d, rng)?);
     }
