@@ -66,6 +66,16 @@ impl LogError {
     }
 }
 
+impl From<LogError> for crate::driver::LogFailure {
+    fn from(e: LogError) -> Self {
+        Self {
+            reason: e.to_string(),
+            transient: e.is_transient(),
+            disk_full: e.is_disk_full(),
+        }
+    }
+}
+
 /// Result alias.
 pub type LogResult<T> = Result<T, LogError>;
 

@@ -440,28 +440,48 @@ impl NodeLog {
     /// many were deleted.
     pub fn retire(&mut self) -> LogResult<usize> {
         let mut done = 0;
-        while self.segments.len() > 1 {
-            let Some(seg) = self.segments.first() else {
-                break;
-            };
-            for plog in seg.members.values() {
-                if self.opts.plant_forget_unsynced {
-                    continue;
-                }
-                match plog.fs.sync_file(&plog.path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
+        while let Some((index, plogs)) = self.retirable() {
+            if !self.opts.plant_forget_unsynced {
+                for plog in &plogs {
+                    sync_plog(plog)?;
                 }
             }
-            self.fs.remove(&seg.path)?;
-            self.segments.remove(0);
+            self.forget(index)?;
             done += 1;
         }
-        if done > 0 {
-            self.fs.sync_dir(&self.dir)?;
-        }
         Ok(done)
+    }
+
+    /// The oldest finished segment and the plog files to sync before it may be forgotten
+    /// ([`NodeLog::forget`]); the syncs can run without holding the log.
+    pub fn retirable(&self) -> Option<(u64, Vec<PlogFile>)> {
+        if self.segments.len() < 2 {
+            return None;
+        }
+        let seg = self.segments.first()?;
+        let plogs = if self.opts.plant_forget_unsynced {
+            Vec::new()
+        } else {
+            seg.members.values().cloned().collect()
+        };
+        Some((seg.index, plogs))
+    }
+
+    /// Deletes finished segment `index` (the oldest), once [`NodeLog::retirable`]'s plogs
+    /// are synced.
+    pub fn forget(&mut self, index: u64) -> LogResult<()> {
+        let current = self.segments.last().map(|s| s.index);
+        let Some(pos) = self
+            .segments
+            .iter()
+            .position(|s| s.index == index && Some(index) != current)
+        else {
+            return Ok(());
+        };
+        let seg = self.segments.remove(pos);
+        self.fs.remove(&seg.path)?;
+        self.fs.sync_dir(&self.dir)?;
+        Ok(())
     }
 
     /// Number of segment files.
@@ -495,4 +515,13 @@ fn create_segment(
             members: BTreeMap::new(),
         },
     ))
+}
+
+/// Syncs a replica's log file by path; one that is gone was trimmed, and was synced when
+/// its segment ended.
+pub fn sync_plog(plog: &PlogFile) -> std::io::Result<()> {
+    match plog.fs.sync_file(&plog.path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -12,7 +12,7 @@ use pegasus_core::ids::{Decree, Gpid};
 use pegasus_core::time::Clock;
 use pegasus_fs::{FileSystem, MemFs};
 use pegasus_replica::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
-use pegasus_replica::driver::{Host, InitInfo, View, WriteResult};
+use pegasus_replica::driver::{Host, InitInfo, LogFailure, View, WriteResult};
 use pegasus_replica::nodelog::{PlogFile, ReplicaKey};
 use pegasus_replica::Mutation;
 use pegasus_storage::{MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, StorageEngine};
@@ -160,7 +160,12 @@ impl Host for SimHost {
         self.effects.push(Effect::Reply(to, result));
     }
 
-    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64) {
+    fn log_submit(
+        &mut self,
+        plog: PlogFile,
+        records: Vec<u8>,
+        appended: u64,
+    ) -> Option<Result<(), LogFailure>> {
         let key = ReplicaKey {
             gpid: self.gpid,
             incarnation: self.copy,
@@ -171,6 +176,8 @@ impl Host for SimHost {
             records,
             appended,
         });
+        // The answer comes with the node log's sync, an event of its own.
+        None
     }
 
     fn publish(&mut self, view: View, lower_only: bool) {

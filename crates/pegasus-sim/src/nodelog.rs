@@ -5,6 +5,7 @@
 //! the node log into the replicas' logs before any replica opens — the server's order.
 
 use super::*;
+use pegasus_replica::driver::LogFailure;
 use pegasus_replica::nodelog::{self, NodeLog, NodeLogOptions, PlogFile, ReplicaKey};
 
 /// Where a node keeps its node log on its `MemFs`.
@@ -183,11 +184,11 @@ impl Sim {
             }
             let input = match &result {
                 Ok(_) => DriverInput::LogSynced { appended },
-                Err(e) => DriverInput::LogFailed {
+                Err(e) => DriverInput::LogFailed(LogFailure {
                     reason: e.to_string(),
                     transient: e.is_transient(),
                     disk_full: e.is_disk_full(),
-                },
+                }),
             };
             self.round(id, gpid, vec![input]);
         }

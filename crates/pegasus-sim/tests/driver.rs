@@ -17,7 +17,9 @@ use pegasus_core::time::{Clock, ManualClock};
 use pegasus_fs::{FileSystem, MemFs};
 use pegasus_proto::ErrorCode;
 use pegasus_replica::core::{Event, NodeLease, ReadGrant, ReplicaOptions};
-use pegasus_replica::driver::{self, DriverConfig, Exit, InitInfo, Input, PartitionDriver, View};
+use pegasus_replica::driver::{
+    self, DriverConfig, Exit, InitInfo, Input, LogFailure, PartitionDriver, View,
+};
 use pegasus_replica::log::{LogOptions, MutationLog};
 use pegasus_replica::update::encode_write;
 use pegasus_sim::host::{Effect, SimHost};
@@ -337,11 +339,11 @@ fn a_failed_node_log_sync_reopens_or_sets_aside_the_copy_like_its_own_log_failin
     for (transient, want) in [(true, "reopen"), (false, "failed")] {
         let mut h = Harness::primary_with(&[], true);
         assert!(h.round(vec![put(1)]).is_none());
-        let exit = h.round(vec![Input::LogFailed {
+        let exit = h.round(vec![Input::LogFailed(LogFailure {
             reason: "injected".into(),
             transient,
             disk_full: transient,
-        }]);
+        })]);
         match (want, exit) {
             ("reopen", Some(Exit::Reopen(_))) | ("failed", Some(Exit::Failed)) => {}
             (_, other) => panic!("transient={transient}: {other:?}"),

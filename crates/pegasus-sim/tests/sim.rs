@@ -222,6 +222,16 @@ fn with_a_node_log_crashes_and_whole_cluster_power_losses_lose_no_acknowledged_w
         );
         assert!(ops > 500_000, "{ops} ops");
     }
+    // Found with the node log: a restarted copy committed, from its own log, a decree held
+    // from an older ballot than the mutation vouching for its commit
+    // (`Replica::catch_up_from_log`).
+    let r = run_seed(SimOptions {
+        seed: 115,
+        node_log: true,
+        power_loss: true,
+        ..SimOptions::default()
+    });
+    assert!(r.failures.is_empty(), "seed 115: {:#?}", r.failures);
 }
 
 #[test]

@@ -109,16 +109,20 @@ pub enum Input<R, S> {
         appended: u64,
     },
     /// The node log failed to make submitted appends durable: none of them count.
-    LogFailed {
-        /// What failed.
-        reason: String,
-        /// A lack of a resource (the files are intact as after a crash: reopen).
-        transient: bool,
-        /// The disk is full.
-        disk_full: bool,
-    },
+    LogFailed(LogFailure),
     /// Stop: answer waiting writes, flush, persist.
     Close,
+}
+
+/// Why the node log could not make a replica's appends durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFailure {
+    /// What failed.
+    pub reason: String,
+    /// A lack of a resource (the files are intact as after a crash: reopen in place).
+    pub transient: bool,
+    /// The disk is full.
+    pub disk_full: bool,
 }
 
 /// The driver's settings (`[replica_server]`).
@@ -164,10 +168,16 @@ pub trait Host {
     fn request_config(&mut self, kind: ConfigType, node: NodeId, config: PartitionConfig);
     /// Answers a client write.
     fn reply(&mut self, to: Self::Reply, result: WriteResult);
-    /// Hands this round's log records (written to `plog`, not synced) to the node log;
-    /// once they are durable the host delivers [`Input::LogSynced`] with `appended`, or
-    /// [`Input::LogFailed`]. Only with [`DriverConfig::node_log`].
-    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64);
+    /// Hands this round's log records (written to `plog`, not synced) to the node log.
+    /// `Some`: the answer, now (the host waited for the group commit); `None`: it comes
+    /// later as [`Input::LogSynced`] with `appended`, or [`Input::LogFailed`]. Only with
+    /// [`DriverConfig::node_log`].
+    fn log_submit(
+        &mut self,
+        plog: PlogFile,
+        records: Vec<u8>,
+        appended: u64,
+    ) -> Option<Result<(), LogFailure>>;
     /// Publishes the replica's view. With `lower_only`, reads may only close, never open or
     /// change epoch (a step-down takes effect at once; reads open only after the event's
     /// commits): a host keeps its grant if it equals the view's, else publishes none.

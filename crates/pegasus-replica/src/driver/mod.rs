@@ -30,7 +30,7 @@ use crate::update::{decode_write, encode_write};
 
 mod host;
 
-pub use host::{DriverConfig, Exit, Host, InitInfo, Input, View, WriteResult};
+pub use host::{DriverConfig, Exit, Host, InitInfo, Input, LogFailure, View, WriteResult};
 
 /// The core of a replica opened from its own files: the last configuration `init.json`
 /// holds, the store's applied decree and last stamp, the log's replayed mutations; fresh if
@@ -115,7 +115,7 @@ impl<H: Host> PartitionDriver<H> {
         persisted: InitInfo,
     ) -> Self {
         let now = host.now_ms();
-        Self {
+        let mut driver = Self {
             host,
             cfg,
             core,
@@ -133,7 +133,12 @@ impl<H: Host> PartitionDriver<H> {
             lease_taken: NodeLease::default(),
             default_ttl: None,
             transient: None,
+        };
+        // What the log says was committed goes into the store first.
+        for action in driver.core.catch_up_from_log() {
+            driver.action(action);
         }
+        driver
     }
 
     /// The host.
@@ -291,7 +296,7 @@ impl<H: Host> PartitionDriver<H> {
                     appended: self.flushed,
                 });
             }
-            Err(e) => self.log_failed(e.to_string(), e.is_transient(), e.is_disk_full()),
+            Err(e) => self.log_failed(e.into()),
         }
     }
 
@@ -303,20 +308,32 @@ impl<H: Host> PartitionDriver<H> {
             path: self.log.current_path().to_path_buf(),
             at: self.log.end(),
         };
-        match self.log.write_unsynced() {
-            Ok(records) => self.host.log_submit(plog, records, self.appended),
-            Err(e) => self.log_failed(e.to_string(), e.is_transient(), e.is_disk_full()),
+        let records = match self.log.write_unsynced() {
+            Ok(records) => records,
+            Err(e) => return self.log_failed(e.into()),
+        };
+        match self.host.log_submit(plog, records, self.appended) {
+            None => {}
+            Some(Ok(())) => self.log_synced(self.appended),
+            Some(Err(f)) => self.log_failed(f),
         }
     }
 
-    fn log_failed(&mut self, reason: String, transient: bool, disk_full: bool) {
-        if disk_full {
+    fn log_synced(&mut self, appended: u64) {
+        if appended > self.flushed {
+            self.flushed = appended;
+            self.event(Event::LogFlushed { appended });
+        }
+    }
+
+    fn log_failed(&mut self, f: LogFailure) {
+        if f.disk_full {
             self.event(Event::LogFull);
         }
         self.local_failure(
             "log_flush",
-            transient,
-            format!("mutation log flush failed: {reason}"),
+            f.transient,
+            format!("mutation log flush failed: {}", f.reason),
         );
     }
 
@@ -431,17 +448,8 @@ impl<H: Host> PartitionDriver<H> {
                     format!("fetching a learned checkpoint failed: {why}"),
                 );
             }
-            Input::LogSynced { appended } => {
-                if appended > self.flushed {
-                    self.flushed = appended;
-                    self.event(Event::LogFlushed { appended });
-                }
-            }
-            Input::LogFailed {
-                reason,
-                transient,
-                disk_full,
-            } => self.log_failed(reason, transient, disk_full),
+            Input::LogSynced { appended } => self.log_synced(appended),
+            Input::LogFailed(f) => self.log_failed(f),
             Input::Close => {}
         }
     }

@@ -1,20 +1,22 @@
-//! The replica server's node log: recovery into the replicas' own logs at start, then one
-//! syncer thread that writes and fsyncs what every replica submitted since its last sync
-//! as one batch (group commit across partitions), answers each replica, and forgets
-//! segments once their replicas' logs are synced.
+//! The replica server's node log: recovery into the replicas' own logs at start, then
+//! group commit across partitions by the replication workers themselves (leader and
+//! followers, [`NodeLogService::write`]), and a thread that forgets old segments once
+//! their replicas' logs are synced.
 //!
-//! While the syncer writes one batch the next one gathers: under load every sync carries
-//! the appends of many partitions, and one `fdatasync` per server acknowledges them all.
+//! While one batch is written and synced the next one gathers: under load every sync
+//! carries the appends of many partitions, and one `fdatasync` per server acknowledges
+//! them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, Weak};
+
+use crate::driver::LogFailure;
 use std::time::Instant;
 
 use pegasus_core::ids::Gpid;
 
 use super::layout;
-use super::partition::{Input, Shared};
 use crate::fs::{FileSystem, StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
 use crate::nodelog::{self, NodeLog, NodeLogOptions, PlogFile, ReplicaKey};
@@ -119,25 +121,34 @@ fn recover(
     Ok((log, state))
 }
 
-/// One replica's submission.
-struct Submission {
-    key: ReplicaKey,
-    plog: PlogFile,
-    records: Vec<u8>,
-    appended: u64,
-    to: Weak<Shared>,
-}
-
+/// What the leader of a batch and its followers share.
 #[derive(Default)]
-struct Queue {
-    waiting: Vec<Submission>,
+struct Batches {
+    /// Entries for the next batch.
+    pending: Vec<(ReplicaKey, PlogFile, Vec<u8>)>,
+    /// Batches written (successfully or not) so far.
+    done: u64,
+    /// A leader is writing batch `done + 1`.
+    writing: bool,
+    /// Why recent batches failed, by number.
+    failures: BTreeMap<u64, LogFailure>,
+    /// Stop the retirer.
     stop: bool,
 }
 
-/// The syncer: replicas submit, one thread syncs.
+/// The node log as the replication workers use it: group commit by leader and followers.
+/// A worker whose round has records adds them to the next batch and waits; the first to
+/// find no batch being written leads: it writes and syncs everything pending (its own and
+/// whoever joined meanwhile) and wakes the others. A worker blocks on the fsync as it did
+/// on its own log's, but one fsync now answers every partition in the batch. A separate
+/// thread forgets old segments (it syncs their replicas' logs first), off the write path.
 pub(super) struct NodeLogService {
-    queue: Mutex<Queue>,
+    batches: Mutex<Batches>,
+    /// Followers wait here for their batch.
     cv: Condvar,
+    /// The retirer waits here for a finished segment (or the stop).
+    retire_cv: Condvar,
+    log: Mutex<NodeLog>,
 }
 
 impl std::fmt::Debug for NodeLogService {
@@ -146,116 +157,143 @@ impl std::fmt::Debug for NodeLogService {
     }
 }
 
+/// Failed batches remembered for their followers to read.
+const FAILURES_KEPT: u64 = 1024;
+
 impl NodeLogService {
-    /// Starts the syncer thread over `log`.
+    /// Starts the service over `log`, with its retirer thread.
     pub(super) fn start(log: NodeLog) -> std::io::Result<Arc<Self>> {
         let service = Arc::new(Self {
-            queue: Mutex::new(Queue::default()),
+            batches: Mutex::new(Batches::default()),
             cv: Condvar::new(),
+            retire_cv: Condvar::new(),
+            log: Mutex::new(log),
         });
         let weak = Arc::downgrade(&service);
         std::thread::Builder::new()
-            .name("nodelog-sync".into())
-            .spawn(move || sync_loop(&weak, log))?;
+            .name("nodelog-retire".into())
+            .spawn(move || retire_loop(&weak))?;
         Ok(service)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn batches(&self) -> std::sync::MutexGuard<'_, Batches> {
+        self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a replica's records for the next batch; the answer goes to `to`.
-    pub(super) fn submit(
+    /// Makes a replica's records durable with whatever else is pending: returns once the
+    /// batch holding them is synced, or why it failed (none of it counts then).
+    pub(super) fn write(
         &self,
         key: ReplicaKey,
         plog: PlogFile,
         records: Vec<u8>,
-        appended: u64,
-        to: Weak<Shared>,
-    ) {
-        let mut q = self.lock();
-        q.waiting.push(Submission {
-            key,
-            plog,
-            records,
-            appended,
-            to,
-        });
-        drop(q);
-        self.cv.notify_one();
+    ) -> Result<(), LogFailure> {
+        let mut b = self.batches();
+        b.pending.push((key, plog, records));
+        let mine = b.done + 1 + u64::from(b.writing);
+        loop {
+            if b.done >= mine {
+                return match b.failures.get(&mine) {
+                    Some(f) => Err(f.clone()),
+                    None => Ok(()),
+                };
+            }
+            if b.writing {
+                b = self.cv.wait(b).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            // Lead the next batch: everything pending, this worker's records among them.
+            b.writing = true;
+            let entries = std::mem::take(&mut b.pending);
+            drop(b);
+            let result = self.write_batch(entries);
+            b = self.batches();
+            b.writing = false;
+            b.done += 1;
+            let n = b.done;
+            if let Err(f) = result {
+                b.failures.insert(n, f);
+                let keep_from = n.saturating_sub(FAILURES_KEPT);
+                b.failures = b.failures.split_off(&keep_from);
+            }
+            self.cv.notify_all();
+        }
     }
 
-    /// Stops the syncer once what is queued is synced.
+    fn write_batch(&self, entries: Vec<(ReplicaKey, PlogFile, Vec<u8>)>) -> Result<(), LogFailure> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut replicas = BTreeSet::new();
+        for (key, plog, records) in &entries {
+            log.append(*key, plog, records);
+            replicas.insert(*key);
+        }
+        let started = Instant::now();
+        let result = log.flush();
+        metrics::histogram!("pegasus_replica_nodelog_sync_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("pegasus_replica_nodelog_batch_replicas").record(replicas.len() as f64);
+        let rolled = log.segment_count() > 1;
+        drop(log);
+        if rolled {
+            self.retire_cv.notify_one();
+        }
+        match result {
+            Ok(bytes) => {
+                metrics::counter!("pegasus_replica_nodelog_bytes_total").increment(bytes as u64);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    "node log: a batch of {} replicas failed: {e}",
+                    replicas.len()
+                );
+                Err(LogFailure {
+                    reason: format!("node log: {e}"),
+                    transient: e.is_transient(),
+                    disk_full: e.is_disk_full(),
+                })
+            }
+        }
+    }
+
+    /// Stops the retirer.
     pub(super) fn stop(&self) {
-        self.lock().stop = true;
-        self.cv.notify_one();
+        self.batches().stop = true;
+        self.retire_cv.notify_one();
     }
 }
 
-fn sync_loop(service: &Weak<NodeLogService>, mut log: NodeLog) {
+/// Forgets finished segments: their replicas' logs are synced (by path) without holding
+/// the node log, so batches go on meanwhile.
+fn retire_loop(service: &Weak<NodeLogService>) {
     loop {
         let Some(svc) = service.upgrade() else {
             return;
         };
-        let batch = {
-            let mut q = svc.lock();
-            while q.waiting.is_empty() && !q.stop {
-                q = svc.cv.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-            if q.waiting.is_empty() {
-                return;
-            }
-            std::mem::take(&mut q.waiting)
+        let retirable = {
+            let log = svc.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.retirable()
         };
-        drop(svc);
-        sync_batch(&mut log, batch);
-        if log.segment_count() > 1 {
-            if let Err(e) = log.retire() {
+        if let Some((index, plogs)) = retirable {
+            match plogs.iter().try_for_each(crate::nodelog::sync_plog) {
+                Ok(()) => {
+                    let mut log = svc.log.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = log.forget(index) {
+                        tracing::warn!("node log: cannot delete segment {index}: {e}");
+                    }
+                    continue;
+                }
                 // Kept until a later try succeeds: nothing is lost, the log only grows.
-                tracing::warn!("node log: cannot forget old segments yet: {e}");
+                Err(e) => tracing::warn!("node log: cannot forget segment {index} yet: {e}"),
             }
         }
-    }
-}
-
-/// Writes and syncs one batch, then answers every replica in it.
-fn sync_batch(log: &mut NodeLog, batch: Vec<Submission>) {
-    let mut answers: BTreeMap<ReplicaKey, (u64, Weak<Shared>)> = BTreeMap::new();
-    for s in batch {
-        log.append(s.key, &s.plog, &s.records);
-        let a = answers.entry(s.key).or_insert((0, s.to.clone()));
-        a.0 = a.0.max(s.appended);
-        a.1 = s.to;
-    }
-    let started = Instant::now();
-    let result = log.flush();
-    metrics::histogram!("pegasus_replica_nodelog_sync_seconds")
-        .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("pegasus_replica_nodelog_batch_replicas").record(answers.len() as f64);
-    match result {
-        Ok(bytes) => {
-            metrics::counter!("pegasus_replica_nodelog_bytes_total").increment(bytes as u64);
-            for (appended, to) in answers.into_values() {
-                if let Some(shared) = to.upgrade() {
-                    shared.send(Input::LogSynced { appended });
-                }
-            }
+        let b = svc.batches();
+        if b.stop {
+            return;
         }
-        Err(e) => {
-            tracing::error!(
-                "node log: a batch of {} replicas failed: {e}",
-                answers.len()
-            );
-            let (transient, disk_full) = (e.is_transient(), e.is_disk_full());
-            for (_, to) in answers.into_values() {
-                if let Some(shared) = to.upgrade() {
-                    shared.send(Input::LogFailed {
-                        reason: format!("node log: {e}"),
-                        transient,
-                        disk_full,
-                    });
-                }
-            }
-        }
+        let _ = svc
+            .retire_cv
+            .wait_timeout(b, std::time::Duration::from_secs(1))
+            .unwrap_or_else(|e| e.into_inner());
     }
 }

@@ -24,7 +24,7 @@ use super::layout::{self, InitInfo};
 use super::workers::{Handle, Task};
 use super::Ctx;
 use crate::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
-use crate::driver::{self, DriverConfig, Host, PartitionDriver, View};
+use crate::driver::{self, DriverConfig, Host, LogFailure, PartitionDriver, View};
 use crate::fs::{StdFs, WithFailPoints};
 use crate::log::{LogError, LogOptions, MutationLog};
 use crate::nodelog::{PlogFile, ReplicaKey};
@@ -412,21 +412,24 @@ impl Host for ServerHost {
         let _ = to.send(result);
     }
 
-    fn log_submit(&mut self, plog: PlogFile, records: Vec<u8>, appended: u64) {
+    fn log_submit(
+        &mut self,
+        plog: PlogFile,
+        records: Vec<u8>,
+        _appended: u64,
+    ) -> Option<Result<(), LogFailure>> {
         let key = ReplicaKey {
             gpid: self.shared.gpid,
             incarnation: self.incarnation,
         };
-        match &self.ctx.nodelog {
-            Some(n) => n.submit(key, plog, records, appended, Arc::downgrade(&self.shared)),
-            None => {
-                self.shared.send(Input::LogFailed {
-                    reason: "no node log on this server".into(),
-                    transient: false,
-                    disk_full: false,
-                });
-            }
-        }
+        Some(match &self.ctx.nodelog {
+            Some(n) => n.write(key, plog, records),
+            None => Err(LogFailure {
+                reason: "no node log on this server".into(),
+                transient: false,
+                disk_full: false,
+            }),
+        })
     }
 
     fn publish(&mut self, view: View, lower_only: bool) {

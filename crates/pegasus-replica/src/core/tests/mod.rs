@@ -7,6 +7,7 @@ use super::*;
 use pegasus_core::ids::Gpid;
 
 mod lease;
+mod recovery;
 
 const ME: NodeId = NodeId(1);
 const S: NodeId = NodeId(2);

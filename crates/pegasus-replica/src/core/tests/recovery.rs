@@ -1,0 +1,69 @@
+//! A replica reopened from its own files: what its log says was committed is applied
+//! before it takes any role.
+
+use super::*;
+
+/// Decrees 1..=n logged at ballot 1, each carrying the commit point before it.
+fn logged(n: Decree) -> Vec<Mutation> {
+    (1..=n)
+        .map(|d| Mutation {
+            ballot: 1,
+            decree: d,
+            last_committed: d - 1,
+            timestamp_us: WALL + d as u64,
+            updates: Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_reopened_replica_commits_from_its_own_log_what_the_log_says_was_committed() {
+    // Storage lost its unflushed writes (it holds decree 0); the log holds more decrees
+    // than a new primary may re-propose, their piggybacked commit points up to n - 1.
+    let n = ReplicaOptions::default().max_prepare_gap + 1_000;
+    let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, logged(n));
+    let out = r.catch_up_from_log();
+    assert_eq!(commits(&out), (1..n).collect::<Vec<_>>());
+    assert_eq!(r.last_committed(), n - 1);
+    // The last decree's commit is unknown: it stays prepared, and the replica can lead.
+    r.handle(Event::Tick {
+        now_ms: 0,
+        wall_us: WALL + n as u64 + 1,
+    });
+    r.handle(Event::Lease {
+        epoch: 1,
+        until_ms: 1_000,
+    });
+    let mut cfg = config(2, &[S]);
+    cfg.primary = Some(ME);
+    r.handle(Event::Config(cfg.clone()));
+    cfg.ballot = 3;
+    r.handle(Event::Config(cfg));
+    assert_eq!(r.status(), Status::Primary);
+}
+
+#[test]
+fn catching_up_stops_at_a_hole_in_the_log() {
+    let mut log = logged(10);
+    log.retain(|m| m.decree != 6);
+    let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, log);
+    assert_eq!(commits(&r.catch_up_from_log()), vec![1, 2, 3, 4, 5]);
+    assert_eq!(r.last_committed(), 5);
+}
+
+#[test]
+fn an_entry_older_than_the_ballot_that_vouches_for_its_commit_is_not_committed() {
+    // Decree 2 is held from ballot 1 (a proposal that may never have committed); decree 3
+    // from ballot 2 says 2 was committed — as ballot 2 wrote it, which this copy lacks.
+    let mut log = logged(2);
+    log.push(Mutation {
+        ballot: 2,
+        decree: 3,
+        last_committed: 2,
+        timestamp_us: WALL + 3,
+        updates: Vec::new(),
+    });
+    let mut r = Replica::new(ME, ReplicaOptions::default(), config(2, &[]), 0, log);
+    assert_eq!(commits(&r.catch_up_from_log()), vec![1]);
+    assert_eq!(r.last_committed(), 1);
+}
