@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pegasus_core::ids::Decree;
+use pegasus_core::ids::{Ballot, Decree};
 
 use crate::fs::{AppendFile, FileSystem};
 use crate::mutation::Mutation;
@@ -136,6 +136,11 @@ pub struct ReplayReport {
     pub truncated_bytes: u64,
     /// Records read.
     pub records: u64,
+    /// Per ballot, the largest commit point any record of that ballot carried — including
+    /// records a later ballot's record for the same decree superseded, which replay drops.
+    /// What the replica may commit from its own log at open
+    /// ([`crate::core::Replica::catch_up_from_log`]).
+    pub commit_points: BTreeMap<Ballot, Decree>,
 }
 
 #[derive(Debug, Clone)]
@@ -346,6 +351,8 @@ impl MutationLog {
             for m in mutations {
                 report.records += 1;
                 max_decree = max_decree.max(m.decree);
+                let point = report.commit_points.entry(m.ballot).or_insert(0);
+                *point = (*point).max(m.last_committed);
                 match by_decree.get(&m.decree) {
                     Some(old) if old.ballot > m.ballot => {}
                     _ => {

@@ -78,6 +78,9 @@ pub struct SimHost {
     pub(crate) effects: Vec<Effect>,
     /// Which copy of the partition this is (`init.json`), its key in the node log.
     pub(crate) copy: u64,
+    /// Answer node-log submissions at once with this (as the replica server's group
+    /// commit does) instead of with a later input; for the driver's tests.
+    pub inline_log_answer: Option<Result<(), LogFailure>>,
 }
 
 impl SimHost {
@@ -95,6 +98,7 @@ impl SimHost {
             view,
             effects: Vec::new(),
             copy: 0,
+            inline_log_answer: None,
         }
     }
 
@@ -166,6 +170,9 @@ impl Host for SimHost {
         records: Vec<u8>,
         appended: u64,
     ) -> Option<Result<(), LogFailure>> {
+        if let Some(answer) = &self.inline_log_answer {
+            return Some(answer.clone());
+        }
         let key = ReplicaKey {
             gpid: self.gpid,
             incarnation: self.copy,

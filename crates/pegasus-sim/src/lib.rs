@@ -58,7 +58,7 @@ use pegasus_replica::core::{
 use pegasus_replica::driver::{
     self, DriverConfig, Exit, Host, InitInfo, Input as DriverInput, PartitionDriver, View,
 };
-use pegasus_replica::log::{LogOptions, MutationLog};
+use pegasus_replica::log::{LogOptions, MutationLog, ReplayReport};
 use pegasus_replica::Mutation;
 use pegasus_storage::{
     MemoryDisk, MemoryEngine, PartitionStore, ReadLimits, WriteRequest, WriteResponse,

@@ -145,7 +145,10 @@ impl Sim {
             &init,
             &store,
             replayed,
-            torn_tail_bytes,
+            &ReplayReport {
+                truncated_bytes: torn_tail_bytes,
+                ..report
+            },
         );
         let mut host = SimHost::new(
             gpid,

@@ -92,7 +92,7 @@ impl Harness {
             min_2pc_replicas: 1 + secondaries.len(),
             ..ReplicaOptions::default()
         };
-        let core = driver::open_core(ME, opts, &init, &store, replayed, report.truncated_bytes);
+        let core = driver::open_core(ME, opts, &init, &store, replayed, &report);
         let view = View {
             read: ReadGrant::None,
             last_timestamp_us: 0,
@@ -351,4 +351,20 @@ fn a_failed_node_log_sync_reopens_or_sets_aside_the_copy_like_its_own_log_failin
         // The write's outcome is unknown to the client, never a refusal.
         assert_eq!(replies(&h.effects()), vec![(1, Err(ErrorCode::Timeout))]);
     }
+}
+
+#[test]
+fn a_node_log_that_answers_at_once_commits_the_writes_in_the_same_round() {
+    // The replica server's group commit: the worker waits for the batch, then goes on.
+    let mut h = Harness::primary_with(&[], true);
+    h.driver.host_mut().inline_log_answer = Some(Ok(()));
+    assert!(h.round(vec![put(1), put(2)]).is_none());
+    assert_eq!(replies(&h.effects()), vec![(1, Ok(())), (2, Ok(()))]);
+    h.driver.host_mut().inline_log_answer = Some(Err(LogFailure {
+        reason: "injected".into(),
+        transient: false,
+        disk_full: false,
+    }));
+    assert_eq!(h.round(vec![put(3)]), Some(Exit::Failed));
+    assert_eq!(replies(&h.effects()), vec![(3, Err(ErrorCode::Timeout))]);
 }

@@ -199,6 +199,9 @@ pub struct Replica {
     /// Created empty (a new or rebuilt replica): it holds no history, so it must never
     /// become primary of a partition that has one (ballot > 0) before it learns.
     fresh: bool,
+    /// What the log's replay read, per ballot: the largest commit point (used once, at
+    /// open).
+    recovered_commit_points: BTreeMap<Ballot, Decree>,
     /// Its log lost a torn tail on restart: it may have acknowledged records it no longer
     /// holds, so it must not reassert itself as primary from its own state.
     torn_tail: bool,
@@ -260,6 +263,7 @@ impl Replica {
             deferred_commit: 0,
             fresh: false,
             torn_tail: false,
+            recovered_commit_points: BTreeMap::new(),
             data_ballot,
             wall_us: 0,
             last_timestamp_us,
@@ -303,22 +307,32 @@ impl Replica {
         self.torn_tail = true;
     }
 
-    /// Commits, from its own log, what the log says was committed: the contiguous logged
-    /// decrees above what storage holds, each while some logged mutation of a ballot no
-    /// higher than the decree's own entry carries a commit point at or past it. A proposer
-    /// commits a decree only once every member logged that very mutation, and a later
-    /// primary keeps a committed decree's content, so an entry of that ballot or a later one
-    /// is the committed content; an entry of an *older* ballot may be a proposal that never
-    /// committed (found by the simulator, `--node-log --power-loss` seed 115: a copy held
-    /// decree 51 from ballot 3, and a ballot-5 mutation said 51 was committed — as ballot
-    /// 5 wrote it). A restarted replica whose store lost unflushed writes (RocksDB runs
-    /// without its WAL) thus applies them again at open instead of carrying them as
-    /// uncommitted: thousands after a busy minute, more than a new primary may re-propose
+    /// Notes what the log's replay read: per ballot, the largest commit point a record of
+    /// that ballot carried ([`crate::log::ReplayReport::commit_points`]), for
+    /// [`Replica::catch_up_from_log`].
+    pub fn note_commit_points(&mut self, points: BTreeMap<Ballot, Decree>) {
+        self.recovered_commit_points = points;
+    }
+
+    /// Commits, from its own log, what the log vouches was committed: the contiguous logged
+    /// decrees above what storage holds, each while the log held a mutation of the same
+    /// ballot as the decree's entry, or a lower one, whose commit point reaches it
+    /// (per ballot, the largest commit point of any record the log read, superseded ones
+    /// included: [`Replica::note_commit_points`]). A proposer commits a decree only once every member
+    /// logged that very mutation, and a later primary keeps a committed decree's content,
+    /// so the entry is the committed content; a voucher of a *higher* ballot proves
+    /// nothing about an older entry, which may be a proposal that never committed (found by
+    /// the simulator, `--node-log --power-loss` seed 115: a copy held decree 51 from ballot
+    /// 3, and only a ballot-5 mutation said 51 was committed — as ballot 5 wrote it).
+    ///
+    /// A restarted replica whose store lost unflushed writes (RocksDB runs without its
+    /// WAL) thus applies them again at open instead of carrying them as uncommitted:
+    /// thousands after a busy minute, more than a new primary may re-propose
     /// (`max_prepare_gap`), which made every copy of a partition refuse to lead after a
     /// whole-cluster crash (found by `pegasus chaos --node-log --nemesis kill-all`).
     pub fn catch_up_from_log(&mut self) -> Vec<Action> {
         // The best commit point vouched for by mutations of each ballot or lower.
-        let mut by_ballot: BTreeMap<Ballot, Decree> = BTreeMap::new();
+        let mut by_ballot = std::mem::take(&mut self.recovered_commit_points);
         for m in self.log.values() {
             let c = by_ballot.entry(m.ballot).or_insert(0);
             *c = (*c).max(m.last_committed);

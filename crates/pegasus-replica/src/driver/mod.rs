@@ -6,9 +6,11 @@
 //! failure means (rebuild, or reopen in place).
 //!
 //! Everything outside the partition is its [`Host`]'s: sockets, meta, threads, the read
-//! gate, checkpoint directories, RocksDB's own figures. The replica server hosts a driver on
-//! a thread per replica (`server::partition`), the simulator on its event queue; the
-//! contract between them is in `host`.
+//! gate, checkpoint directories, the node log, RocksDB's own figures. The replica server
+//! runs drivers on its replication workers (`server::partition`), the simulator on its event
+//! queue; the contract between them is in `host`. With a node log, the round's records are
+//! written to the replica's own log unsynced and handed to the host, whose answer (now or
+//! as a later input) is the `LogFlushed` event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,26 +25,28 @@ use pegasus_storage::{PartitionStore, StorageEngine, StorageError, WriteRequest}
 use crate::core::{
     Action, Checkpoint, Event, NodeLease, ReadGrant, Refusal, Replica, ReplicaOptions, Status,
 };
-use crate::log::MutationLog;
+use crate::log::{MutationLog, ReplayReport};
 use crate::mutation::Mutation;
 use crate::nodelog::PlogFile;
 use crate::update::{decode_write, encode_write};
 
+mod durable;
 mod host;
 
 pub use host::{DriverConfig, Exit, Host, InitInfo, Input, LogFailure, View, WriteResult};
 
 /// The core of a replica opened from its own files: the last configuration `init.json`
 /// holds, the store's applied decree and last stamp, the log's replayed mutations; fresh if
-/// it was created empty and never caught up; a cut torn log tail noted (the core then does
-/// not lead before its group holds what the tail may have acknowledged).
+/// it was created empty and never caught up; what the replay read (a cut torn log tail, the
+/// core then not leading before its group holds what the tail may have acknowledged; the
+/// commit points it may commit from its own log at once).
 pub fn open_core<E: StorageEngine>(
     me: NodeId,
     opts: ReplicaOptions,
     init: &InitInfo,
     store: &PartitionStore<E>,
     replayed: Vec<Mutation>,
-    torn_tail_bytes: u64,
+    report: &ReplayReport,
 ) -> Replica {
     let mut core = Replica::new(
         me,
@@ -52,13 +56,15 @@ pub fn open_core<E: StorageEngine>(
         replayed,
     );
     core.observe_timestamp(store.engine().applied_state().write_time_us);
+    core.note_commit_points(report.commit_points.clone());
     if init.fresh {
         core.mark_fresh();
     }
-    if torn_tail_bytes > 0 {
+    if report.truncated_bytes > 0 {
         tracing::warn!(
-            "replica {:?}: cut {torn_tail_bytes} bytes of torn mutation-log tail",
-            init.config.gpid
+            "replica {:?}: cut {} bytes of torn mutation-log tail",
+            init.config.gpid,
+            report.truncated_bytes
         );
         core.mark_torn_tail();
     }
@@ -281,60 +287,6 @@ impl<H: Host> PartitionDriver<H> {
         self.maybe_record_storage(now);
         self.persist();
         self.failed_exit()
-    }
-
-    fn flush_own_log(&mut self) {
-        let started = std::time::Instant::now();
-        let batch = self.appended - self.flushed;
-        match self.log.flush() {
-            Ok(_) => {
-                metrics::histogram!("pegasus_replica_log_flush_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::histogram!("pegasus_replica_log_flush_mutations").record(batch as f64);
-                self.flushed = self.appended;
-                self.event(Event::LogFlushed {
-                    appended: self.flushed,
-                });
-            }
-            Err(e) => self.log_failed(e.into()),
-        }
-    }
-
-    /// Writes the round's records to the replica's own log (no sync) and hands them to
-    /// the node log, whose sync acknowledges them ([`Input::LogSynced`]).
-    fn submit_to_node_log(&mut self) {
-        let plog = PlogFile {
-            fs: self.log.fs(),
-            path: self.log.current_path().to_path_buf(),
-            at: self.log.end(),
-        };
-        let records = match self.log.write_unsynced() {
-            Ok(records) => records,
-            Err(e) => return self.log_failed(e.into()),
-        };
-        match self.host.log_submit(plog, records, self.appended) {
-            None => {}
-            Some(Ok(())) => self.log_synced(self.appended),
-            Some(Err(f)) => self.log_failed(f),
-        }
-    }
-
-    fn log_synced(&mut self, appended: u64) {
-        if appended > self.flushed {
-            self.flushed = appended;
-            self.event(Event::LogFlushed { appended });
-        }
-    }
-
-    fn log_failed(&mut self, f: LogFailure) {
-        if f.disk_full {
-            self.event(Event::LogFull);
-        }
-        self.local_failure(
-            "log_flush",
-            f.transient,
-            format!("mutation log flush failed: {}", f.reason),
-        );
     }
 
     /// How the run ends after a failure this round, if one happened: in error, it is

@@ -26,7 +26,7 @@ use super::Ctx;
 use crate::core::{Checkpoint, NodeLease, PeerMessage, ReadGrant, Status};
 use crate::driver::{self, DriverConfig, Host, LogFailure, PartitionDriver, View};
 use crate::fs::{StdFs, WithFailPoints};
-use crate::log::{LogError, LogOptions, MutationLog};
+use crate::log::{LogError, LogOptions, MutationLog, ReplayReport};
 use crate::nodelog::{PlogFile, ReplicaKey};
 
 pub use crate::driver::{Exit, WriteResult};
@@ -250,7 +250,10 @@ pub fn open(
         &init,
         &store,
         replayed,
-        torn_tail_bytes(ctx, gpid, report.truncated_bytes),
+        &ReplayReport {
+            truncated_bytes: torn_tail_bytes(ctx, gpid, report.truncated_bytes),
+            ..report
+        },
     );
     let shared = Arc::new(Shared {
         gpid,

@@ -52,6 +52,23 @@ fn catching_up_stops_at_a_hole_in_the_log() {
 }
 
 #[test]
+fn a_superseded_record_of_the_entrys_ballot_vouches_for_it() {
+    // Decree 2 is held from ballot 1, whose primary committed it (a ballot-1 record, since
+    // superseded by ballot 2's record for decree 3, said so); ballot 2 only says 2 too.
+    let mut log = logged(2);
+    log.push(Mutation {
+        ballot: 2,
+        decree: 3,
+        last_committed: 2,
+        timestamp_us: WALL + 3,
+        updates: Vec::new(),
+    });
+    let mut r = Replica::new(ME, ReplicaOptions::default(), config(2, &[]), 0, log);
+    r.note_commit_points([(1, 2), (2, 2)].into_iter().collect());
+    assert_eq!(commits(&r.catch_up_from_log()), vec![1, 2]);
+}
+
+#[test]
 fn an_entry_older_than_the_ballot_that_vouches_for_its_commit_is_not_committed() {
     // Decree 2 is held from ballot 1 (a proposal that may never have committed); decree 3
     // from ballot 2 says 2 was committed — as ballot 2 wrote it, which this copy lacks.
