@@ -7,6 +7,7 @@
 #   scripts/chaos-matrix.sh                 # every row this build can run
 #   scripts/chaos-matrix.sh 7 8 9           # some rows
 #   DURATION=120 PARALLEL=2 scripts/chaos-matrix.sh
+#   EXTRA_ARGS=--node-log scripts/chaos-matrix.sh 4 13 14 15 16   # the node log (#18)
 #
 # Row 5 (power loss) is a simulator row: `pegasus sim --power-loss --seeds 1..15001`.
 #
@@ -20,6 +21,8 @@ PARALLEL="${PARALLEL:-1}"
 OUT="${OUT:-$here/target/chaos-matrix}"
 # Slot i of a run uses ports from BASE_PORT + 1000 * i (two matrices at once need two bases).
 BASE_PORT="${BASE_PORT:-27601}"
+# Added to every row's arguments (e.g. --node-log).
+EXTRA_ARGS="${EXTRA_ARGS:-}"
 target="${CARGO_TARGET_DIR:-$here/target}"
 
 # row -> "seed|arguments"
@@ -64,7 +67,7 @@ run_row() {
   local port=$((BASE_PORT + 1000 * slot))
   # FAKETIME values contain a space; the table writes it as '_'.
   local -a argv=()
-  for a in $args; do argv+=("${a//_/ }"); done
+  for a in $args $EXTRA_ARGS; do argv+=("${a//_/ }"); done
   echo "row $row: pegasus chaos ${argv[*]} --duration $DURATION --seed $seed" >&2
   "$exe" chaos "${argv[@]}" --duration "$DURATION" --seed "$seed" \
     --base-port "$port" --dir "$OUT/row$row" >"$OUT/row$row.log" 2>&1
