@@ -45,10 +45,12 @@ async fn verify_all(t: &Table, keys: &[String]) {
     }
 }
 
+/// With `node_log = false` (each replica fsyncs its own log), the path the node log
+/// replaced by default, kept for A/B runs and as a fallback.
 #[test]
 fn killed_replica_server_loses_no_acknowledged_write_and_rejoins() {
     let _g = serial();
-    let ob = Onebox::start(3, 4);
+    let ob = Onebox::start_with(3, 4, "[replica_server]\nnode_log = false\n");
     rt().block_on(async {
         let client = ob.client();
         let t = client.open_table("temp").await.unwrap();

@@ -58,8 +58,8 @@ pub struct ReplicaServerConfig {
     /// One write-ahead log for the whole server (`<data_dir>/nlog`), shared by every
     /// replica, with group commit across partitions: a replica writes its own log without
     /// syncing it and one fsync of the node log acknowledges the writes of all partitions.
-    /// False: every replica fsyncs its own log. A data directory written with it on must
-    /// be started with it on (the server refuses otherwise).
+    /// The default. False: every replica fsyncs its own log; a data directory a run with it
+    /// on left a node log in is recovered into the replicas' logs first.
     pub node_log: bool,
     /// Node-log segment size, bytes: older segments are deleted once the logs of the
     /// replicas with records in them are synced.
@@ -104,7 +104,7 @@ impl Default for ReplicaServerConfig {
             disk_stat_interval_ms: 5_000,
             log_segment_bytes: 32 << 20,
             plog_force_flush: true,
-            node_log: false,
+            node_log: true,
             node_log_segment_bytes: 64 << 20,
             slow_request_ms: 500,
             planted_bug_ignore_lease: false,
