@@ -239,6 +239,22 @@ pub fn encode_record(m: &Mutation, out: &mut Vec<u8>) {
     out.extend_from_slice(&payload);
 }
 
+/// How many whole records `bytes` (as [`encode_record`] writes them) hold.
+pub fn count_records(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    let mut pos = 0usize;
+    while let Some(len) = be_u32(bytes, pos) {
+        pos = pos
+            .saturating_add(RECORD_HEADER_LEN)
+            .saturating_add(len as usize);
+        if pos > bytes.len() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Outcome of reading records from a segment's bytes.
 #[derive(Debug)]
 pub enum SegmentScan {

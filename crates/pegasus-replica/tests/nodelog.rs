@@ -73,6 +73,10 @@ fn acknowledged_batches_of_every_replica_come_back_after_a_power_loss() {
     log.append(key(1), &plog, &records(&[m(3, 1)]));
     fs.crash(CrashMode::DropUnsynced);
     let got = nodelog::recover(&fs, nlog_dir()).unwrap();
+    assert_eq!(
+        pegasus_replica::log::count_records(&got.records[&key(1)].bytes),
+        2
+    );
     assert_eq!(got.records[&key(0)].bytes, records(&[m(1, 1), m(2, 1)]));
     assert_eq!(got.records[&key(1)].bytes, records(&[m(1, 1), m(2, 1)]));
     assert_eq!(got.torn_bytes, 0);

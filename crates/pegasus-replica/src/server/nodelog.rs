@@ -94,6 +94,17 @@ fn recover(
                 match MutationLog::merge(fs.clone(), &plog, log_opts, records.from, &records.bytes)
                 {
                     Ok(merged) => {
+                        if merged.cut {
+                            tracing::warn!(
+                                "replica {:?}: cut a torn mutation-log tail; {}",
+                                key.gpid,
+                                if merged.covered {
+                                    "the node log holds what it had acknowledged"
+                                } else {
+                                    "it lost records that had been synced"
+                                }
+                            );
+                        }
                         if merged.lost_acknowledged(nlog_torn) {
                             state.torn.insert(key.gpid);
                         }
@@ -223,14 +234,19 @@ impl NodeLogService {
     fn write_batch(&self, entries: Vec<(ReplicaKey, PlogFile, Vec<u8>)>) -> Result<(), LogFailure> {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let mut replicas = BTreeSet::new();
+        let mut mutations = 0;
         for (key, plog, records) in &entries {
             log.append(*key, plog, records);
             replicas.insert(*key);
+            mutations += crate::log::count_records(records);
         }
         let started = Instant::now();
         let result = log.flush();
-        metrics::histogram!("pegasus_replica_nodelog_sync_seconds")
+        // The same figures as a replica's own log flush (dashboards read them either way),
+        // and the batch's replicas.
+        metrics::histogram!("pegasus_replica_log_flush_seconds")
             .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("pegasus_replica_log_flush_mutations").record(mutations as f64);
         metrics::histogram!("pegasus_replica_nodelog_batch_replicas").record(replicas.len() as f64);
         let rolled = log.segment_count() > 1;
         drop(log);
