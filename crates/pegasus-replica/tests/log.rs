@@ -15,7 +15,7 @@ use pegasus_replica::fs::{CrashMode, FileSystem, MemFs, StdFs};
 use pegasus_replica::log::{LogError, LogOptions, MutationLog};
 use pegasus_replica::Mutation;
 use proptest::prelude::*;
-use support::m;
+use support::{m, FaultyDisk};
 
 mod support;
 
@@ -240,78 +240,11 @@ fn an_io_failure_is_an_error_and_nothing_counts_as_logged() {
     assert_eq!(replayed.len(), 1);
 }
 
-/// A disk that fills up in the middle of a write: while `full` is set, an append writes
-/// half of its bytes and fails with ENOSPC.
-#[derive(Debug)]
-struct FillingDisk {
-    inner: MemFs,
-    full: Arc<std::sync::atomic::AtomicBool>,
-}
-
-struct FillingFile {
-    inner: Box<dyn pegasus_replica::fs::AppendFile>,
-    full: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl pegasus_replica::fs::AppendFile for FillingFile {
-    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
-            self.inner.append(&buf[..buf.len() / 2])?;
-            return Err(std::io::Error::from_raw_os_error(
-                pegasus_storage::error::ENOSPC,
-            ));
-        }
-        self.inner.append(buf)
-    }
-
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.inner.sync()
-    }
-}
-
-impl FileSystem for FillingDisk {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn open_append(
-        &self,
-        path: &Path,
-    ) -> std::io::Result<Box<dyn pegasus_replica::fs::AppendFile>> {
-        Ok(Box::new(FillingFile {
-            inner: self.inner.open_append(path)?,
-            full: self.full.clone(),
-        }))
-    }
-    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_file(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        self.inner.write_atomic(path, bytes)
-    }
-}
-
 #[test]
 fn a_full_disk_is_transient_and_leaves_no_torn_tail() {
-    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let fs: Arc<dyn FileSystem> = Arc::new(FillingDisk {
-        inner: MemFs::new(),
-        full: full.clone(),
-    });
+    let disk = FaultyDisk::default();
+    let full = disk.full.clone();
+    let fs: Arc<dyn FileSystem> = Arc::new(disk);
     let (mut log, _) = open(&fs, LogOptions::default()).unwrap();
     log.append(&m(1, 1));
     log.flush().unwrap();

@@ -11,16 +11,16 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pegasus_core::ids::Gpid;
-use pegasus_replica::fs::{AppendFile, CrashMode, FileSystem, MemFs};
+use pegasus_replica::fs::{CrashMode, FileSystem, MemFs};
 use pegasus_replica::log::{encode_record, LogError, LogOptions, LogPosition, MutationLog};
 use pegasus_replica::nodelog::{self, NodeLog, NodeLogOptions, PlogFile, ReplicaKey};
 use pegasus_replica::Mutation;
 use proptest::prelude::*;
-use support::m;
+use support::{m, FaultyDisk};
 
 mod support;
 
@@ -117,71 +117,10 @@ fn a_damaged_batch_before_the_last_segment_is_corruption() {
     }
 }
 
-/// A file system whose syncs fail while `fail` is set; writes still land.
-#[derive(Debug, Clone)]
-struct FailingSync {
-    inner: MemFs,
-    fail: Arc<AtomicBool>,
-}
-
-struct FailingSyncFile {
-    inner: Box<dyn AppendFile>,
-    fail: Arc<AtomicBool>,
-}
-
-impl AppendFile for FailingSyncFile {
-    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.inner.append(buf)
-    }
-    fn sync(&mut self) -> std::io::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(std::io::Error::other("injected fsync failure"));
-        }
-        self.inner.sync()
-    }
-}
-
-impl FileSystem for FailingSync {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn AppendFile>> {
-        Ok(Box::new(FailingSyncFile {
-            inner: self.inner.open_append(path)?,
-            fail: self.fail.clone(),
-        }))
-    }
-    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_file(path)
-    }
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        self.inner.write_atomic(path, bytes)
-    }
-}
-
 #[test]
 fn a_batch_whose_sync_failed_is_never_recovered_and_does_not_read_as_corruption() {
-    let mem = MemFs::new();
-    let fail = Arc::new(AtomicBool::new(false));
-    let fs = FailingSync {
-        inner: mem.clone(),
-        fail: fail.clone(),
-    };
+    let fs = FaultyDisk::default();
+    let (mem, fail) = (fs.inner.clone(), fs.fail_sync.clone());
     let plog = plog_of(&MemFs::new());
     let mut log = NodeLog::create(Arc::new(fs), nlog_dir(), NodeLogOptions::default()).unwrap();
     log.append(key(0), &plog, &records(&[m(1, 1)]));
