@@ -54,7 +54,10 @@ pub(super) fn open(
     };
     let (log, state) = recover(root, super::partition::log_options(cfg), opts, found)?;
     for (gpid, why) in &state.unusable {
-        tracing::error!("replica {gpid:?}: node-log recovery failed ({why}): moving it aside");
+        // The wording of any replica that cannot be opened (operators and chaos look for it).
+        tracing::error!(
+            "replica {gpid:?} does not open (node-log recovery: {why}): moving it aside"
+        );
         let _ = layout::retire(root, *gpid, "err", super::wall_ms());
     }
     if cfg.node_log {
