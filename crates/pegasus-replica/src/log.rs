@@ -68,6 +68,12 @@ impl LogError {
 
 impl From<LogError> for crate::driver::LogFailure {
     fn from(e: LogError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&LogError> for crate::driver::LogFailure {
+    fn from(e: &LogError) -> Self {
         Self {
             reason: e.to_string(),
             transient: e.is_transient(),
@@ -611,11 +617,7 @@ fn create_segment(
     index: u64,
     prev_max: Decree,
 ) -> LogResult<(Box<dyn AppendFile>, Segment)> {
-    let path = dir.join(segment_name(index));
-    let mut f = fs.open_append(&path)?;
-    f.append(&segment_header(MAGIC, index, prev_max as u64))?;
-    f.sync()?;
-    fs.sync_dir(dir)?;
+    let (f, path) = start_segment(fs, dir, &segment_name(index), MAGIC, index, prev_max as u64)?;
     Ok((
         f,
         Segment {
@@ -625,4 +627,22 @@ fn create_segment(
             len: SEGMENT_HEADER_LEN as u64,
         },
     ))
+}
+
+/// Creates segment file `name` in `dir` holding only its [`segment_header`], synced with
+/// its directory entry: what every log segment starts as.
+pub(crate) fn start_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    index: u64,
+    word: u64,
+) -> std::io::Result<(Box<dyn AppendFile>, PathBuf)> {
+    let path = dir.join(name);
+    let mut f = fs.open_append(&path)?;
+    f.append(&segment_header(magic, index, word))?;
+    f.sync()?;
+    fs.sync_dir(dir)?;
+    Ok((f, path))
 }

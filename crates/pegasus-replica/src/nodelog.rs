@@ -34,7 +34,7 @@ use pegasus_core::ids::Gpid;
 
 use crate::fs::{AppendFile, FileSystem};
 use crate::log::{
-    be_u32, be_u64, parse_segment_header, segment_header, segment_indexes, LogError, LogPosition,
+    be_u32, be_u64, parse_segment_header, segment_indexes, start_segment, LogError, LogPosition,
     LogResult,
 };
 
@@ -367,11 +367,6 @@ impl NodeLog {
         self.pending_members.insert(key, plog.clone());
     }
 
-    /// Whether a batch is waiting.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// Writes the waiting batch in one write and syncs it. On error nothing in it counts
     /// as logged (its replicas fail or reopen), and the next batch starts a new segment.
     /// Returns the batch's size in bytes.
@@ -441,10 +436,8 @@ impl NodeLog {
     pub fn retire(&mut self) -> LogResult<usize> {
         let mut done = 0;
         while let Some((index, plogs)) = self.retirable() {
-            if !self.opts.plant_forget_unsynced {
-                for plog in &plogs {
-                    sync_plog(plog)?;
-                }
+            for plog in &plogs {
+                sync_plog(plog)?;
             }
             self.forget(index)?;
             done += 1;
@@ -488,11 +481,6 @@ impl NodeLog {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
-
-    /// Bytes in the segments not yet forgotten.
-    pub fn live_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.len).sum()
-    }
 }
 
 fn create_segment(
@@ -501,11 +489,7 @@ fn create_segment(
     index: u64,
     prev_end: u64,
 ) -> LogResult<(Box<dyn AppendFile>, Segment)> {
-    let path = dir.join(segment_name(index));
-    let mut f = fs.open_append(&path)?;
-    f.append(&segment_header(MAGIC, index, prev_end))?;
-    f.sync()?;
-    fs.sync_dir(dir)?;
+    let (f, path) = start_segment(fs, dir, &segment_name(index), MAGIC, index, prev_end)?;
     Ok((
         f,
         Segment {

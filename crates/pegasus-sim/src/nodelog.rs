@@ -184,11 +184,7 @@ impl Sim {
             }
             let input = match &result {
                 Ok(_) => DriverInput::LogSynced { appended },
-                Err(e) => DriverInput::LogFailed(LogFailure {
-                    reason: e.to_string(),
-                    transient: e.is_transient(),
-                    disk_full: e.is_disk_full(),
-                }),
+                Err(e) => DriverInput::LogFailed(LogFailure::from(e)),
             };
             self.round(id, gpid, vec![input]);
         }

@@ -266,10 +266,10 @@ impl NodeLogService {
                     "node log: a batch of {} replicas failed: {e}",
                     replicas.len()
                 );
+                let f = LogFailure::from(&e);
                 Err(LogFailure {
-                    reason: format!("node log: {e}"),
-                    transient: e.is_transient(),
-                    disk_full: e.is_disk_full(),
+                    reason: format!("node log: {}", f.reason),
+                    ..f
                 })
             }
         }

@@ -68,6 +68,50 @@ fn primary() -> Replica {
     r
 }
 
+/// A restarted replica that meta still lists as primary (with secondary S) takes over:
+/// it asks for a new ballot (2), then gets it (3). Returns what the last step did.
+fn take_over_after_restart(r: &mut Replica, wall_us: u64) -> Vec<Action> {
+    r.handle(Event::Tick { now_ms: 0, wall_us });
+    r.handle(Event::Lease {
+        epoch: 1,
+        until_ms: 1_000,
+    });
+    let mut cfg = config(2, &[S]);
+    cfg.primary = Some(ME);
+    r.handle(Event::Config(cfg.clone()));
+    cfg.ballot = 3;
+    r.handle(Event::Config(cfg))
+}
+
+/// A replica whose storage holds `applied`, invited to learn by primary P at ballot 2 (with
+/// secondary S), with signature 7; and P's configuration.
+fn invited_learner(applied: Decree) -> (Replica, PartitionConfig) {
+    const P: NodeId = NodeId(3);
+    let cfg = PartitionConfig {
+        gpid: Gpid::new(1, 0),
+        ballot: 2,
+        max_replica_count: 3,
+        primary: Some(P),
+        secondaries: vec![S],
+        ..PartitionConfig::default()
+    };
+    let mut r = Replica::new(
+        ME,
+        ReplicaOptions::default(),
+        config(1, &[]),
+        applied,
+        Vec::new(),
+    );
+    r.handle(Event::Message {
+        from: P,
+        msg: PeerMessage::AddLearner {
+            config: cfg.clone(),
+            signature: 7,
+        },
+    });
+    (r, cfg)
+}
+
 fn commits(actions: &[Action]) -> Vec<Decree> {
     actions
         .iter()
@@ -370,23 +414,8 @@ fn a_fresh_replica_never_becomes_primary_of_a_partition_with_history() {
 #[test]
 fn a_learner_never_moves_its_committed_decree_back_for_an_older_checkpoint() {
     const P: NodeId = NodeId(3);
-    let cfg = PartitionConfig {
-        gpid: Gpid::new(1, 0),
-        ballot: 2,
-        max_replica_count: 3,
-        primary: Some(P),
-        secondaries: vec![S],
-        ..PartitionConfig::default()
-    };
     // Storage applied decree 5 before the node restarted.
-    let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 5, Vec::new());
-    r.handle(Event::Message {
-        from: P,
-        msg: PeerMessage::AddLearner {
-            config: cfg.clone(),
-            signature: 7,
-        },
-    });
+    let (mut r, cfg) = invited_learner(5);
     let m = |decree| Mutation {
         ballot: 2,
         decree,
@@ -430,22 +459,7 @@ fn a_learner_reports_completion_only_once_what_it_learned_is_durable() {
     // A learner that said "completed" before its log flushed them, then lost them to a
     // failed flush, became a secondary without a committed decree.
     const P: NodeId = NodeId(3);
-    let cfg = PartitionConfig {
-        gpid: Gpid::new(1, 0),
-        ballot: 2,
-        max_replica_count: 3,
-        primary: Some(P),
-        secondaries: vec![S],
-        ..PartitionConfig::default()
-    };
-    let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, Vec::new());
-    r.handle(Event::Message {
-        from: P,
-        msg: PeerMessage::AddLearner {
-            config: cfg.clone(),
-            signature: 7,
-        },
-    });
+    let (mut r, cfg) = invited_learner(0);
     let m = |decree| Mutation {
         ballot: 2,
         decree,
@@ -801,20 +815,7 @@ fn a_replica_holding_more_uncommitted_decrees_than_any_primary_allows_refuses_to
         updates: Vec::new(),
     }];
     let mut r = Replica::new(ME, ReplicaOptions::default(), config(1, &[]), 0, logged);
-    r.handle(Event::Tick {
-        now_ms: 0,
-        wall_us: WALL,
-    });
-    r.handle(Event::Lease {
-        epoch: 1,
-        until_ms: 1_000,
-    });
-    let mut cfg = config(2, &[S]);
-    cfg.primary = Some(ME);
-    // Meta lists it as primary after a restart: it asks for a new ballot first.
-    r.handle(Event::Config(cfg.clone()));
-    cfg.ballot = 3;
-    let out = r.handle(Event::Config(cfg));
+    let out = take_over_after_restart(&mut r, WALL);
     assert!(out.len() < 10, "no hole filling: {} actions", out.len());
     assert_eq!(r.status(), Status::Error);
 }

@@ -16,6 +16,20 @@ fn logged(n: Decree) -> Vec<Mutation> {
         .collect()
 }
 
+/// Decrees 1 and 2 from ballot 1 (decree 2 saying 1 committed), decree 3 from ballot 2
+/// saying 2 committed.
+fn two_ballots() -> Vec<Mutation> {
+    let mut log = logged(2);
+    log.push(Mutation {
+        ballot: 2,
+        decree: 3,
+        last_committed: 2,
+        timestamp_us: WALL + 3,
+        updates: Vec::new(),
+    });
+    log
+}
+
 #[test]
 fn a_reopened_replica_commits_from_its_own_log_what_the_log_says_was_committed() {
     // Storage lost its unflushed writes (it holds decree 0); the log holds more decrees
@@ -26,19 +40,7 @@ fn a_reopened_replica_commits_from_its_own_log_what_the_log_says_was_committed()
     assert_eq!(commits(&out), (1..n).collect::<Vec<_>>());
     assert_eq!(r.last_committed(), n - 1);
     // The last decree's commit is unknown: it stays prepared, and the replica can lead.
-    r.handle(Event::Tick {
-        now_ms: 0,
-        wall_us: WALL + n as u64 + 1,
-    });
-    r.handle(Event::Lease {
-        epoch: 1,
-        until_ms: 1_000,
-    });
-    let mut cfg = config(2, &[S]);
-    cfg.primary = Some(ME);
-    r.handle(Event::Config(cfg.clone()));
-    cfg.ballot = 3;
-    r.handle(Event::Config(cfg));
+    take_over_after_restart(&mut r, WALL + n as u64 + 1);
     assert_eq!(r.status(), Status::Primary);
 }
 
@@ -55,14 +57,7 @@ fn catching_up_stops_at_a_hole_in_the_log() {
 fn a_superseded_record_of_the_entrys_ballot_vouches_for_it() {
     // Decree 2 is held from ballot 1, whose primary committed it (a ballot-1 record, since
     // superseded by ballot 2's record for decree 3, said so); ballot 2 only says 2 too.
-    let mut log = logged(2);
-    log.push(Mutation {
-        ballot: 2,
-        decree: 3,
-        last_committed: 2,
-        timestamp_us: WALL + 3,
-        updates: Vec::new(),
-    });
+    let log = two_ballots();
     let mut r = Replica::new(ME, ReplicaOptions::default(), config(2, &[]), 0, log);
     r.note_commit_points([(1, 2), (2, 2)].into_iter().collect());
     assert_eq!(commits(&r.catch_up_from_log()), vec![1, 2]);
@@ -72,14 +67,7 @@ fn a_superseded_record_of_the_entrys_ballot_vouches_for_it() {
 fn an_entry_older_than_the_ballot_that_vouches_for_its_commit_is_not_committed() {
     // Decree 2 is held from ballot 1 (a proposal that may never have committed); decree 3
     // from ballot 2 says 2 was committed — as ballot 2 wrote it, which this copy lacks.
-    let mut log = logged(2);
-    log.push(Mutation {
-        ballot: 2,
-        decree: 3,
-        last_committed: 2,
-        timestamp_us: WALL + 3,
-        updates: Vec::new(),
-    });
+    let log = two_ballots();
     let mut r = Replica::new(ME, ReplicaOptions::default(), config(2, &[]), 0, log);
     assert_eq!(commits(&r.catch_up_from_log()), vec![1]);
     assert_eq!(r.last_committed(), 1);
